@@ -1,0 +1,123 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""libvirt access for every module: the guarded import, one connection, readable errors."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.common.respawn import has_respawned, probe_interpreters_for_module, respawn_module
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+
+LIBVIRT_IMPORT_ERROR = None
+try:
+    import libvirt
+except ImportError:
+    HAS_LIBVIRT = False
+    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_LIBVIRT = True
+    # libvirt prints every error to stderr by default; ours are reported through fail_json.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+DEFAULT_URI = 'qemu:///system'
+
+# Where distributions put the Python that has their libvirt binding (python3-libvirt).
+SYSTEM_PYTHONS = ('/usr/bin/python3', '/usr/libexec/platform-python', '/usr/bin/python')
+
+LIBVIRT_PACKAGES = (
+    'python3-libvirt (Debian, Ubuntu, Fedora, RHEL, SUSE), libvirt-python (Arch), '
+    'or `pip install libvirt-python` (needs libvirt-dev and pkg-config)'
+)
+
+
+def ensure_libvirt(module) -> None:
+    """Make ``import libvirt`` work or fail the module with what to install.
+
+    When the interpreter running the module lacks the binding, the module is re-run under a
+    system Python that has it (the distribution package installs it only there).
+    """
+    if HAS_LIBVIRT:
+        return
+    if not has_respawned():
+        interpreter = probe_interpreters_for_module(SYSTEM_PYTHONS, 'libvirt')
+        if interpreter:
+            respawn_module(interpreter)  # does not return
+    module.fail_json(
+        msg=missing_required_lib('libvirt-python', reason='to talk to libvirt')
+        + f' On the managed host install {LIBVIRT_PACKAGES}.',
+        exception=LIBVIRT_IMPORT_ERROR,
+    )
+
+
+def connection_argument_spec() -> dict:
+    """The ``uri`` option every module shares (documented in the connection doc fragment)."""
+    return dict(uri=dict(type='str', default=DEFAULT_URI, fallback=(env_fallback, ['LIBVIRT_DEFAULT_URI'])))
+
+
+def error_code_name(code: int) -> str | None:
+    """The VIR_ERR_* name of a libvirt error code, for people and for tests."""
+    for name in dir(libvirt):
+        if name.startswith('VIR_ERR_') and getattr(libvirt, name) == code and name not in (
+                'VIR_ERR_NONE', 'VIR_ERR_WARNING', 'VIR_ERR_ERROR'):
+            return name
+    return None
+
+
+def libvirt_failure(what: str, err) -> KvmError:
+    """Turn a libvirtError raised while doing ``what`` into a KvmError for people."""
+    message = err.get_error_message() or str(err)
+    code = err.get_error_code()
+    return KvmError(
+        f'{what} failed: {message}',
+        libvirt_error={
+            'code': code,
+            'code_name': error_code_name(code),
+            'domain': err.get_error_domain(),
+            'message': message,
+        },
+    )
+
+
+@contextmanager
+def guard(what: str):
+    """Run a block of libvirt calls; a libvirtError becomes a KvmError saying what failed."""
+    try:
+        yield
+    except libvirt.libvirtError as err:
+        raise libvirt_failure(what, err) from None
+
+
+def is_error(err, *codes) -> bool:
+    """True when libvirtError ``err`` carries one of the VIR_ERR_* ``codes``."""
+    return err.get_error_code() in codes
+
+
+def resolve_uri(uri: str | None) -> str:
+    """The URI to use: the option, else ``LIBVIRT_DEFAULT_URI``, else qemu:///system."""
+    return uri or os.environ.get('LIBVIRT_DEFAULT_URI') or DEFAULT_URI
+
+
+def is_local_uri(uri: str) -> bool:
+    """True when ``uri`` names a hypervisor on this host (no host part in the URI)."""
+    return not urlsplit(uri).hostname
+
+
+@contextmanager
+def connect(uri: str | None):
+    """The one libvirt connection of a module run, closed on the way out."""
+    uri = resolve_uri(uri)
+    with guard(f'connecting to libvirt at {uri}'):
+        conn = libvirt.open(uri)
+    try:
+        yield conn
+    finally:
+        try:
+            conn.close()
+        except libvirt.libvirtError:
+            pass

@@ -1,0 +1,321 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Storage pools: options -> XML, lifecycle, storage deletion, facts."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import xml.etree.ElementTree as ET
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
+
+POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'disk', 'iscsi')
+
+# What each structured type needs in ``source`` (libvirt refuses to define or start without it).
+REQUIRED_SOURCE = {
+    'fs': ('device',),
+    'netfs': ('host', 'dir'),
+    'disk': ('device',),
+    'iscsi': ('host', 'device'),
+}
+# Types whose target is a plain directory that libvirt's build creates (and nothing else).
+DIRECTORY_TYPES = ('dir', 'fs', 'netfs')
+
+POOL_STATES = {
+    0: 'inactive',  # VIR_STORAGE_POOL_INACTIVE
+    1: 'building',
+    2: 'active',
+    3: 'degraded',
+    4: 'inaccessible',
+}
+
+
+def sanitise_path(path: str) -> str:
+    """The path as libvirt stores it: repeated slashes collapsed, no trailing slash."""
+    path = re.sub('/+', '/', path.strip())
+    return path if path == '/' else path.rstrip('/')
+
+
+def octal_mode(value, option: str) -> str:
+    """A file mode as libvirt writes it ('0755'); ints are taken as already-converted octal."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = str(value).strip()
+        if not re.fullmatch('[0-7]{1,4}', text):
+            raise KvmError(f"{option}: {value!r} is not an octal file mode such as '0755'")
+        number = int(text, 8)
+    if not 0 <= number <= 0o7777:
+        raise KvmError(f"{option}: {value!r} is not a file mode between 0000 and 7777")
+    return f'{number:04o}'
+
+
+def numeric_id(value, option: str, lookup) -> str:
+    """A user or group id as libvirt wants it; names are resolved on the managed host."""
+    text = str(value).strip()
+    if re.fullmatch(r'-?\d+', text):
+        return text
+    try:
+        return str(lookup(text))
+    except KeyError:
+        raise KvmError(f'{option}: no such user or group {text!r} on the managed host') from None
+
+
+def permissions_element(parent: ET.Element, spec: dict, option: str) -> None:
+    """Add ``<permissions>`` for the owner/group/mode in ``spec`` (if any is set)."""
+    if not spec or all(spec.get(key) is None for key in ('owner', 'group', 'mode')):
+        return
+    perms = _xml.sub_element(parent, 'permissions')
+    if spec.get('mode') is not None:
+        _xml.sub_element(perms, 'mode', octal_mode(spec['mode'], f'{option}.mode'))
+    if spec.get('owner') is not None:
+        _xml.sub_element(perms, 'owner', numeric_id(spec['owner'], f'{option}.owner', lambda n: pwd.getpwnam(n).pw_uid))
+    if spec.get('group') is not None:
+        _xml.sub_element(perms, 'group', numeric_id(spec['group'], f'{option}.group', lambda n: grp.getgrnam(n).gr_gid))
+
+
+class StoragePool(Resource):
+    kind = 'storage pool'
+    result_key = 'pool'
+    volatile = ('capacity', 'allocation', 'available')
+
+    # ---- desired definition ---------------------------------------------------------------
+    def desired_xml(self, before: Snapshot):
+        params = self.params
+        if params.get('xml'):
+            desired = _xml.parse_xml(params['xml'], 'xml')
+            if desired.tag != 'pool':
+                raise KvmError(f"xml: expected a <pool> document, got <{desired.tag}>")
+            path = desired.find('target/path')
+            if path is not None and path.text:
+                path.text = sanitise_path(path.text)
+            return desired
+        pool_type = params.get('type')
+        if pool_type is None:
+            pool_type = before.xml.get('type') if before.exists else 'dir'
+        desired = ET.Element('pool', {'type': pool_type})
+        _xml.sub_element(desired, 'name', self.name)
+        self.add_source(desired, pool_type, params.get('source') or {}, before)
+        target = params.get('target') or {}
+        if target.get('path') is None and not before.exists and pool_type in ('dir', 'fs', 'netfs'):
+            raise KvmError(f"target.path is required to create a {pool_type} storage pool ('{self.name}')")
+        if any(target.get(key) is not None for key in ('path', 'owner', 'group', 'mode')):
+            target_el = _xml.sub_element(desired, 'target')
+            if target.get('path') is not None:
+                if not target['path'].startswith('/'):
+                    raise KvmError(f"target.path: {target['path']!r} is not an absolute path")
+                _xml.sub_element(target_el, 'path', sanitise_path(target['path']))
+            permissions_element(target_el, target, 'target')
+        return desired
+
+    def add_source(self, pool: ET.Element, pool_type: str, source: dict, before: Snapshot) -> None:
+        given = {key for key, value in source.items() if value not in (None, [])}
+        if not before.exists:
+            missing = [key for key in REQUIRED_SOURCE.get(pool_type, ()) if key not in given]
+            if missing:
+                raise KvmError(
+                    f"a {pool_type} storage pool needs source.{' and source.'.join(missing)} "
+                    f"('{self.name}')")
+        if pool_type == 'dir' and given:
+            raise KvmError(f"source: a dir storage pool has no source, got {', '.join(sorted(given))}")
+        if not given:
+            return
+        src = _xml.sub_element(pool, 'source')
+        if source.get('host'):
+            _xml.sub_element(src, 'host', name=source['host'], port=source.get('port'))
+        for device in source.get('device') or ():
+            _xml.sub_element(src, 'device', path=device)
+        if source.get('dir'):
+            _xml.sub_element(src, 'dir', path=source['dir'])
+        if source.get('name'):
+            _xml.sub_element(src, 'name', source['name'])
+        if source.get('format'):
+            _xml.sub_element(src, 'format', type=source['format'])
+        if source.get('initiator'):
+            _xml.sub_element(_xml.sub_element(src, 'initiator'), 'iqn', name=source['initiator'])
+
+    # ---- libvirt calls --------------------------------------------------------------------
+    def lookup(self):
+        try:
+            return self.conn.storagePoolLookupByName(self.name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                return None
+            raise
+
+    def read(self, handle) -> Snapshot:
+        active = bool(handle.isActive())
+        live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt pool XML')
+        inactive = inactive_xml(handle, active, live)
+        return Snapshot(
+            exists=True, handle=handle, active=active, autostart=bool(handle.autostart()),
+            persistent=bool(handle.isPersistent()), xml=self.clean(inactive),
+            live_xml=self.clean(live) if active else None,
+        )
+
+    def define(self, xml_text: str):
+        return self.conn.storagePoolDefineXML(xml_text, 0)
+
+    def start(self, handle) -> None:
+        handle.create(0)
+
+    def stop(self, handle) -> None:
+        handle.destroy()
+
+    def undefine(self, handle) -> None:
+        handle.undefine()
+
+    def set_autostart(self, handle, enabled: bool) -> None:
+        handle.setAutostart(1 if enabled else 0)
+
+    def build(self, handle) -> None:
+        """Create the target directory. Without flags libvirt formats nothing (with
+        OVERWRITE/NO_OVERWRITE an fs pool's build would run mkfs on its device)."""
+        handle.build(0)
+
+    # ---- lifecycle hooks ------------------------------------------------------------------
+    def local_directory(self, definition) -> str | None:
+        """The target directory when this host can look at it: a dir, fs or netfs pool on a
+        local URI. None otherwise (other types, or a remote hypervisor)."""
+        if definition.get('type') not in DIRECTORY_TYPES or not is_local_uri(self.conn.getURI()):
+            return None
+        return definition.findtext('target/path') or None
+
+    def needs_build(self, definition) -> bool:
+        """Whether starting needs a build first: a directory target that does not exist yet.
+
+        Other pool types are never built implicitly: building them writes to devices.
+        On a remote URI the path cannot be checked here, so a directory pool is built
+        (creating a missing directory overwrites nothing).
+        """
+        if definition.get('type') not in DIRECTORY_TYPES or not definition.findtext('target/path'):
+            return False
+        directory = self.local_directory(definition)
+        return directory is None or not os.path.isdir(directory)
+
+    def plan_start(self, before, merged, plan: Plan, current) -> None:
+        if self.needs_build(merged):
+            plan.add('build', f"building {self.label()} (creating {merged.findtext('target/path')})",
+                     lambda: self.build(current()))
+        plan.add('start', f'starting {self.label()}', lambda: self.start(current()))
+
+    def restart(self, handle, merged) -> None:
+        self.stop(handle)
+        if self.needs_build(merged):
+            self.build(handle)
+        self.start(handle)
+
+    def plan_absent(self, before: Snapshot) -> Plan:
+        """``absent`` keeps the pool's storage unless ``delete_storage`` asks, and never deletes
+        volumes unless ``force`` asks too."""
+        if not self.params.get('delete_storage') or not before.exists:
+            return super().plan_absent(before)
+        force, handle, plan = self.params.get('force'), before.handle, Plan()
+        if not before.persistent:
+            raise KvmError(f"{self.label()} is transient: it disappears when stopped, so delete_storage cannot "
+                           "delete its storage; delete its volumes with kvm_volume instead")
+        directory = self.local_directory(before.xml)
+        storage_exists = directory is None or os.path.isdir(directory)
+        if before.active:
+            volumes = sorted(volume.path() for volume in handle.listAllVolumes(0))
+        elif directory is not None:
+            volumes = sorted(os.path.join(directory, entry) for entry in os.listdir(directory)) if storage_exists else []
+        elif force:
+            volumes = None  # unknown until the pool runs: start it to delete them
+            plan.add('start', f'starting {self.label()} to delete its volumes', lambda: self.start(handle))
+        else:
+            raise KvmError(
+                f"{self.label()} is inactive, so the volumes it holds cannot be listed and its storage is not "
+                "deleted. Start it first (state: active), or set force: true to delete its storage and every "
+                "volume in it.")
+        if volumes and not force:
+            shown = ', '.join(volumes[:10]) + (' ...' if len(volumes) > 10 else '')
+            raise KvmError(
+                f"{self.label()} still holds {len(volumes)} volume(s) ({shown}); refusing to delete its "
+                "storage. Remove them first, or set force: true to delete them with it.", volumes=volumes)
+        deleted = plan.extra['deleted_volumes'] = []
+        if volumes is None or volumes:
+            if not before.active and volumes:
+                plan.add('start', f'starting {self.label()} to delete its volumes', lambda: self.start(handle))
+            plan.add('delete-volumes', f'deleting the volumes of {self.label()}',
+                     lambda: deleted.extend(delete_all_volumes(handle)))
+            if self.check_mode and volumes:
+                deleted.extend(volumes)
+        if before.active or volumes is None or volumes:
+            plan.add('stop', f'stopping {self.label()}', lambda: self.stop(handle))
+        if storage_exists:
+            plan.add('delete', f"deleting the storage of {self.label()}", lambda: handle.delete(0))
+        plan.add('undefine', f'undefining {self.label()}', lambda: self.undefine(handle))
+        return plan
+
+    # ---- facts ----------------------------------------------------------------------------
+    def info(self, snapshot: Snapshot) -> dict:
+        return pool_info(snapshot.handle)
+
+
+def delete_all_volumes(handle) -> list:
+    """Delete every volume of an active pool; returns their paths."""
+    handle.refresh(0)
+    paths = []
+    for volume in handle.listAllVolumes(0):
+        paths.append(volume.path())
+        volume.delete(0)
+    return paths
+
+
+def inactive_xml(handle, active: bool, live: ET.Element) -> ET.Element:
+    """The persistent definition; drivers without the INACTIVE flag (test://) give the live one."""
+    if not active:
+        return live
+    try:
+        return _xml.parse_xml(handle.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE), 'libvirt pool XML')
+    except libvirt.libvirtError as err:
+        if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+            raise
+        return live
+
+
+def pool_info(handle, with_volumes: bool = True) -> dict:
+    """Everything kvm_pool and kvm_pool_info return about one pool."""
+    state, capacity, allocation, available = handle.info()
+    active = bool(handle.isActive())
+    live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt pool XML')
+    definition = inactive_xml(handle, active, live)
+    volumes = sorted(handle.listVolumes()) if active and with_volumes else None
+    return {
+        'name': handle.name(),
+        'uuid': handle.UUIDString(),
+        'type': definition.get('type'),
+        'state': 'active' if active else 'inactive',
+        'status': POOL_STATES.get(state, str(state)),
+        'active': active,
+        'autostart': bool(handle.autostart()),
+        'persistent': bool(handle.isPersistent()),
+        'capacity': capacity if active else None,
+        'allocation': allocation if active else None,
+        'available': available if active else None,
+        'target': definition.findtext('target/path'),
+        'volume_count': len(volumes) if volumes is not None else None,
+        'volumes': volumes,
+        'xml': _xml.to_text(definition),
+    }
+
+
+def list_pools(conn, name: str | None = None) -> list:
+    """kvm_pool_info: one pool (none when missing) or every pool, read with one bulk call."""
+    if name is not None:
+        try:
+            handles = [conn.storagePoolLookupByName(name)]
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise
+            handles = []
+    else:
+        handles = conn.listAllStoragePools(0)
+    return sorted((pool_info(handle) for handle in handles), key=lambda pool: pool['name'])

@@ -1,0 +1,263 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The engine behind every resource module (DESIGN.md, the module contract).
+
+read actual -> build desired -> plan (a list of actions) -> apply unless check mode -> result.
+
+Check mode and real runs share every step but the side effects: ``changed``, ``actions``,
+``restart_required`` and ``diff`` all come from the plan, so check mode reports exactly what a
+real run would do. The diff's "after" is the *predicted* definition (libvirt's current
+definition with the desired one merged over it) in both modes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connect, ensure_libvirt, guard
+
+STATE_KEYS = ('active', 'autostart', 'persistent')
+
+
+@dataclass
+class Snapshot:
+    """What libvirt says about one object (``exists`` False when there is none)."""
+
+    exists: bool = False
+    xml: object = None  # the inactive (persistent) definition, volatile parts removed
+    live_xml: object = None  # the running definition when active, volatile parts removed
+    active: bool = False
+    autostart: bool = False
+    persistent: bool = False
+    handle: object = None  # the libvirt object
+
+    def state(self) -> dict:
+        return {key: getattr(self, key) for key in STATE_KEYS} if self.exists else {}
+
+
+@dataclass
+class Action:
+    """One step of a plan: ``name`` is what users see in ``actions``; ``run`` does it."""
+
+    name: str
+    describe: str
+    run: Callable[[], object]
+
+
+@dataclass
+class Plan:
+    actions: list = field(default_factory=list)
+    after: Snapshot = field(default_factory=Snapshot)  # predicted end state
+    restart_required: bool = False
+    warnings: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # resource-specific result keys
+
+    def add(self, name: str, describe: str, run: Callable[[], object]) -> None:
+        self.actions.append(Action(name, describe, run))
+
+
+def diff_text(snapshot: Snapshot) -> str:
+    """One side of ``--diff``: the small state dict, then the inactive XML."""
+    if not snapshot.exists:
+        return ''
+    lines = [f'{key}: {str(value).lower()}' for key, value in snapshot.state().items()]
+    return '\n'.join(lines) + '\n' + _xml.to_text(snapshot.xml)
+
+
+class Resource:
+    """Base of the per-resource adapters (``_pool.py``, ``_network.py``...).
+
+    Subclasses set ``kind`` (for messages), ``result_key`` and the XML rules, and implement
+    ``lookup``, ``read``, ``desired_xml``, ``define``, ``start``, ``stop``, ``undefine``,
+    ``set_autostart`` and ``info``. The lifecycle planning below fits every libvirt object
+    with the states present / active / inactive / absent (pools, networks).
+    """
+
+    kind = 'object'
+    result_key = 'object'
+    volatile = ()  # tag paths that change on their own (sizes, runtime ids): never compared
+    authoritative = frozenset()  # tag paths of lists the user owns (see _xml.differences)
+
+    def __init__(self, conn, params: dict, check_mode: bool = False):
+        self.conn = conn
+        self.params = params
+        self.check_mode = check_mode
+        self.name = self.resolve_name(params)
+
+    @staticmethod
+    def resolve_name(params: dict) -> str:
+        """The object's name: the option, else the ``<name>`` of ``xml``; both must agree."""
+        name = params.get('name')
+        if not params.get('xml'):
+            return name
+        xml_name = (_xml.parse_xml(params['xml'], 'xml').findtext('name') or '').strip()
+        if not xml_name:
+            raise KvmError('xml: the definition has no <name> element')
+        if name and name != xml_name:
+            raise KvmError(f"name {name!r} does not match the name {xml_name!r} in xml")
+        return xml_name
+
+    # ---- reading -------------------------------------------------------------------------
+    def label(self) -> str:
+        return f"{self.kind} '{self.name}'"
+
+    def clean(self, element):
+        """Normalise a definition for comparison: volatile parts removed, layout ignored."""
+        if element is None:
+            return None
+        return _xml.remove_paths(_xml.normalise(element), self.volatile)
+
+    def snapshot(self) -> Snapshot:
+        with guard(f'reading {self.label()}'):
+            handle = self.lookup()
+            if handle is None:
+                return Snapshot()
+            return self.read(handle)
+
+    # ---- planning ------------------------------------------------------------------------
+    def plan(self, before: Snapshot) -> Plan:
+        if self.params['state'] == 'absent':
+            return self.plan_absent(before)
+        return self.plan_present(before)
+
+    def plan_absent(self, before: Snapshot) -> Plan:
+        plan = Plan()
+        if not before.exists:
+            return plan
+        if before.active:
+            plan.add('stop', f'stopping {self.label()}', lambda: self.stop(before.handle))
+        if before.persistent:
+            plan.add('undefine', f'undefining {self.label()}', lambda: self.undefine(before.handle))
+        return plan
+
+    def plan_present(self, before: Snapshot) -> Plan:
+        state = self.params['state']
+        desired = self.clean(self.desired_xml(before))
+        merged = self.clean(_xml.merge(desired, before.xml, self.authoritative))
+        plan = Plan()
+        after = plan.after
+        after.exists, after.xml, after.persistent = True, merged, True
+        after.autostart = before.autostart
+        after.active = before.active
+
+        handle = {'object': before.handle}  # filled by define when the object is new
+
+        def current():
+            return handle['object']
+
+        redefine = not before.exists or not before.persistent or bool(
+            _xml.differences(desired, before.xml, self.authoritative))
+        if redefine:
+            def define():
+                handle['object'] = self.define(_xml.to_text(merged, pretty=False))
+            plan.add('define', f'defining {self.label()}', define)
+        self.plan_live_updates(before, desired, plan)
+
+        want_active = {'active': True, 'inactive': False}.get(state, before.active)
+        if want_active and not before.active:
+            self.plan_start(before, merged, plan, current)
+        elif not want_active and before.active:
+            plan.add('stop', f'stopping {self.label()}', lambda: self.stop(current()))
+        elif before.active and self.needs_restart(before, merged):
+            if self.params.get('restart'):
+                plan.add('restart', f'restarting {self.label()} to apply its new definition',
+                         lambda: self.restart(current(), merged))
+            else:
+                plan.restart_required = True
+        after.active = want_active
+
+        autostart = self.params.get('autostart')
+        if autostart is not None and autostart != before.autostart:
+            plan.add('autostart' if autostart else 'disable-autostart',
+                     f"{'enabling' if autostart else 'disabling'} autostart of {self.label()}",
+                     lambda: self.set_autostart(current(), autostart))
+            after.autostart = autostart
+        return plan
+
+    def plan_live_updates(self, before: Snapshot, desired, plan: Plan) -> None:
+        """Hook: changes applied to a running object without a restart (networks)."""
+
+    def plan_start(self, before: Snapshot, merged, plan: Plan, current) -> None:
+        plan.add('start', f'starting {self.label()}', lambda: self.start(current()))
+
+    def needs_restart(self, before: Snapshot, merged) -> bool:
+        """True when the running object does not yet use (part of) the persistent definition."""
+        return before.live_xml is not None and bool(_xml.differences(merged, before.live_xml, self.authoritative))
+
+    def restart(self, handle, merged) -> None:
+        self.stop(handle)
+        self.start(handle)
+
+    # ---- running -------------------------------------------------------------------------
+    def converge(self) -> dict:
+        """Plan, apply unless in check mode, and build the module result."""
+        before = self.snapshot()
+        plan = self.plan(before)
+        if not self.check_mode:
+            for action in plan.actions:
+                with guard(action.describe):
+                    action.run()
+        final = self.snapshot() if not self.check_mode else None
+        result = {
+            'changed': bool(plan.actions),
+            'actions': [action.name for action in plan.actions],
+            'restart_required': plan.restart_required,
+            self.result_key: self.result_info(before, plan, final),
+            'diff': {
+                'before': diff_text(before),
+                'after': diff_text(plan.after),
+                'before_header': f'{self.label()} (before)',
+                'after_header': f'{self.label()} (after)',
+            },
+        }
+        result.update(plan.extra)
+        if plan.warnings:
+            result['warnings'] = plan.warnings
+        return result
+
+    def result_info(self, before: Snapshot, plan: Plan, final: Snapshot | None) -> dict:
+        """The resource as it is after a real run, or as predicted in check mode."""
+        if final is not None:
+            return self.info(final) if final.exists else {'name': self.name, 'state': 'absent'}
+        if not plan.after.exists:
+            return {'name': self.name, 'state': 'absent'}
+        predicted = self.info(before) if before.exists else {'name': self.name}
+        predicted.update(plan.after.state())
+        predicted['state'] = 'active' if plan.after.active else 'inactive'
+        predicted['xml'] = _xml.to_text(plan.after.xml)
+        return predicted
+
+    # ---- to implement per resource ------------------------------------------------------
+    def lookup(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self, handle) -> Snapshot:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def desired_xml(self, before: Snapshot):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def info(self, snapshot: Snapshot) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def run_module(module, resource_class) -> None:
+    """The whole life of a resource module: one connection, converge, exit or fail cleanly."""
+    ensure_libvirt(module)
+    try:
+        with connect(module.params.get('uri')) as conn:
+            result = resource_class(conn, module.params, module.check_mode).converge()
+    except KvmError as err:
+        failure = err
+    else:
+        module.exit_json(**result)
+    fail(module, failure)
+
+
+def fail(module, err: KvmError) -> None:
+    """fail_json for a KvmError, called outside the ``except`` block so that ansible-core does
+    not attach a traceback: the message is the whole story."""
+    module.fail_json(msg=err.msg, **err.details)

@@ -1,0 +1,196 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""XML helpers shared by every resource: parse, normalise, compare as a subset, merge, print.
+
+The standard library's ElementTree is enough for libvirt's documents, so managed hosts need
+no XML package beyond Python itself. Expat does not fetch external entities.
+
+Comparison rules (DESIGN.md, the module contract):
+
+* what the *desired* document specifies (attributes, text, children) must be in the *actual*
+  one; attributes and elements libvirt added (uuid, MACs, addresses, defaults) are not drift;
+* children with the same tag are matched in order; a group of children named in
+  ``authoritative`` (tag paths relative to the root, e.g. ``ip/dhcp/host``) is a list the user
+  owns: items the desired document lacks are drift and are removed by :func:`merge`, even when
+  the desired document has none of them (as long as it has their parent).
+"""
+
+from __future__ import annotations
+
+import copy
+import xml.etree.ElementTree as ET
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+
+
+def parse_xml(text: str, what: str = 'xml') -> ET.Element:
+    """Parse ``text``; malformed input raises KvmError naming ``what``, the line and the column."""
+    if not isinstance(text, str) or not text.strip():
+        raise KvmError(f'{what}: expected an XML document, got an empty value')
+    try:
+        return ET.fromstring(text.strip())
+    except ET.ParseError as err:
+        line, column = err.position
+        reason = str(err).split(':')[0]
+        raise KvmError(
+            f'{what} is not well-formed XML: {reason} at line {line}, column {column + 1}',
+            xml_error={'line': line, 'column': column + 1, 'reason': reason},
+        ) from None
+
+
+def normalise(element: ET.Element) -> ET.Element:
+    """A copy without layout whitespace, with text trimmed and attributes in sorted order."""
+    result = ET.Element(element.tag, dict(sorted(element.attrib.items())))
+    text = (element.text or '').strip()
+    result.text = text or None
+    for child in element:
+        if not isinstance(child.tag, str):  # comments and processing instructions
+            continue
+        result.append(normalise(child))
+    return result
+
+
+def to_text(element: ET.Element | None, pretty: bool = True) -> str:
+    """Serialise ``element`` (normalised first); pretty output ends with a newline."""
+    if element is None:
+        return ''
+    tree = normalise(element)
+    if pretty:
+        ET.indent(tree, space='  ')
+        return ET.tostring(tree, encoding='unicode') + '\n'
+    return ET.tostring(tree, encoding='unicode')
+
+
+def remove_paths(element: ET.Element, paths) -> ET.Element:
+    """Remove every element at the given tag paths (relative to the root), in place; returns it."""
+    for path in paths:
+        parent_path, _, tag = path.rpartition('/')
+        parents = [element] if not parent_path else element.findall(parent_path)
+        for parent in parents:
+            for child in parent.findall(tag):
+                parent.remove(child)
+    return element
+
+
+def _text(element: ET.Element) -> str:
+    return (element.text or '').strip()
+
+
+def _child_tags(desired: ET.Element, relpath: str, authoritative) -> list:
+    tags = []
+    for child in desired:
+        if isinstance(child.tag, str) and child.tag not in tags:
+            tags.append(child.tag)
+    prefix = f'{relpath}/' if relpath else ''
+    for path in sorted(authoritative):
+        if path.startswith(prefix) and '/' not in path[len(prefix):]:
+            tag = path[len(prefix):]
+            if tag not in tags:
+                tags.append(tag)
+    return tags
+
+
+def _describe(element: ET.Element) -> str:
+    text = ET.tostring(normalise(element), encoding='unicode')
+    return text if len(text) <= 120 else text[:117] + '...'
+
+
+def differences(desired: ET.Element, actual: ET.Element, authoritative=frozenset(), _relpath: str = '',
+                _shown: str | None = None) -> list:
+    """What ``desired`` specifies that ``actual`` lacks or has differently, as readable lines.
+
+    An empty list means ``desired`` is a subset of ``actual``: nothing to change.
+    """
+    shown = _shown or desired.tag
+    found = []
+    if desired.tag != actual.tag:
+        return [f'{shown}: element <{actual.tag}> should be <{desired.tag}>']
+    for key, value in desired.attrib.items():
+        if actual.get(key) != value:
+            found.append(f'{shown}/@{key}: {actual.get(key)!r} -> {value!r}')
+    if _text(desired) and _text(desired) != _text(actual):
+        found.append(f'{shown}: {_text(actual)!r} -> {_text(desired)!r}')
+    for tag in _child_tags(desired, _relpath, authoritative):
+        relpath = f'{_relpath}/{tag}' if _relpath else tag
+        wanted = [c for c in desired if c.tag == tag]
+        present = [c for c in actual if c.tag == tag]
+        if relpath in authoritative:
+            for index, (want, have) in enumerate(zip(wanted, present)):
+                found.extend(differences(want, have, authoritative, relpath, f'{shown}/{tag}[{index + 1}]'))
+            found.extend(f'{shown}/{tag}: add {_describe(want)}' for want in wanted[len(present):])
+            found.extend(f'{shown}/{tag}: remove {_describe(have)}' for have in present[len(wanted):])
+        elif len(wanted) == 1 and len(present) == 1:
+            found.extend(differences(wanted[0], present[0], authoritative, relpath, f'{shown}/{tag}'))
+        else:
+            unused = list(present)
+            for want in wanted:
+                match = next((have for have in unused if not differences(want, have, authoritative, relpath)), None)
+                if match is None:
+                    found.append(f'{shown}/{tag}: add {_describe(want)}')
+                else:
+                    unused.remove(match)
+    return found
+
+
+def is_subset(desired: ET.Element, actual: ET.Element, authoritative=frozenset()) -> bool:
+    """True when everything ``desired`` specifies is already in ``actual``."""
+    return not differences(desired, actual, authoritative)
+
+
+def merge(desired: ET.Element, actual: ET.Element | None, authoritative=frozenset()) -> ET.Element:
+    """``actual`` with everything ``desired`` specifies applied over it (a new tree).
+
+    This is the document to define: libvirt's own additions (uuid, MACs, defaults) are kept,
+    authoritative lists are replaced by the desired items.
+    """
+    if actual is None:
+        return copy.deepcopy(desired)
+    result = copy.deepcopy(actual)
+    _merge_into(result, desired, authoritative, '')
+    return result
+
+
+def _merge_into(target: ET.Element, desired: ET.Element, authoritative, relpath: str) -> None:
+    target.attrib.update(desired.attrib)
+    if _text(desired):
+        target.text = desired.text
+    for tag in _child_tags(desired, relpath, authoritative):
+        childpath = f'{relpath}/{tag}' if relpath else tag
+        wanted = [c for c in desired if c.tag == tag]
+        present = [c for c in target if c.tag == tag]
+        if childpath in authoritative:
+            for want, have in zip(wanted, present):
+                _merge_into(have, want, authoritative, childpath)
+            for have in present[len(wanted):]:
+                target.remove(have)
+            kept = present[:len(wanted)]
+            anchor = kept[-1] if kept else None
+            for want in wanted[len(present):]:
+                added = copy.deepcopy(want)
+                _insert_after(target, anchor, added)
+                anchor = added
+        elif len(wanted) == 1 and len(present) == 1:
+            _merge_into(present[0], wanted[0], authoritative, childpath)
+        else:
+            unused = list(present)
+            for want in wanted:
+                match = next((have for have in unused if not differences(want, have, authoritative, childpath)), None)
+                if match is None:
+                    target.append(copy.deepcopy(want))
+                else:
+                    unused.remove(match)
+
+
+def _insert_after(parent: ET.Element, anchor: ET.Element | None, element: ET.Element) -> None:
+    if anchor is None:
+        parent.append(element)
+    else:
+        parent.insert(list(parent).index(anchor) + 1, element)
+
+
+def sub_element(parent: ET.Element, tag: str, text=None, **attributes) -> ET.Element:
+    """Append ``<tag attributes>text</tag>`` to ``parent``; None-valued attributes are left out."""
+    child = ET.SubElement(parent, tag, {k: str(v) for k, v in attributes.items() if v is not None})
+    if text is not None:
+        child.text = str(text)
+    return child

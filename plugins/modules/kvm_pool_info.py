@@ -1,0 +1,139 @@
+#!/usr/bin/python
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: kvm_pool_info
+short_description: Read libvirt storage pools
+version_added: 0.1.0
+description:
+  - Returns one storage pool or all of them, with state, autostart, sizes, target path, volumes
+    and the definition. All pools are read with one bulk libvirt call.
+author:
+  - hypervisor.kvm developers
+extends_documentation_fragment:
+  - hypervisor.kvm.connection
+  - hypervisor.kvm.requirements
+  - hypervisor.kvm.attributes.INFO_MODULE
+options:
+  name:
+    description:
+      - Only this pool. A pool that does not exist gives an empty RV(pools) list.
+      - When not set, every pool (active and inactive, persistent and transient).
+    type: str
+seealso:
+  - module: hypervisor.kvm.kvm_pool
+'''
+
+EXAMPLES = r'''
+- name: Read every pool
+  hypervisor.kvm.kvm_pool_info:
+  register: all_pools
+
+- name: Show the free space of each active pool
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.available | human_readable }} free"
+  loop: "{{ all_pools.pools | selectattr('active') }}"
+  loop_control:
+    label: "{{ item.name }}"
+
+- name: Read one pool
+  hypervisor.kvm.kvm_pool_info:
+    name: images
+  register: images
+
+- name: Fail when the pool is missing
+  ansible.builtin.assert:
+    that: images.pools | length == 1
+'''
+
+RETURN = r'''
+pools:
+  description: The pools, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Pool name.
+      type: str
+      sample: images
+    uuid:
+      description: Pool UUID.
+      type: str
+    type:
+      description: Pool type (dir, fs, netfs, logical, disk, iscsi...).
+      type: str
+      sample: dir
+    state:
+      description: V(active) or V(inactive).
+      type: str
+    status:
+      description: libvirt's finer state (active, inactive, building, degraded, inaccessible).
+      type: str
+    active:
+      description: Whether the pool runs.
+      type: bool
+    autostart:
+      description: Whether the pool starts with libvirt.
+      type: bool
+    persistent:
+      description: Whether the pool has a persistent definition.
+      type: bool
+    capacity:
+      description: Size of the pool's storage in bytes (null while inactive).
+      type: int
+    allocation:
+      description: Bytes in use (null while inactive).
+      type: int
+    available:
+      description: Bytes free (null while inactive).
+      type: int
+    target:
+      description: The target path.
+      type: str
+    volume_count:
+      description: Number of volumes (null while inactive).
+      type: int
+    volumes:
+      description: Volume names (null while inactive).
+      type: list
+      elements: str
+    xml:
+      description: The persistent (inactive) definition.
+      type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    connect,
+    connection_argument_spec,
+    ensure_libvirt,
+    guard,
+)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import list_pools
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import fail
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(**connection_argument_spec(), name=dict(type='str')),
+        supports_check_mode=True,
+    )
+    ensure_libvirt(module)
+    try:
+        with connect(module.params['uri']) as conn, guard('reading storage pools'):
+            pools = list_pools(conn, module.params['name'])
+    except KvmError as err:
+        failure = err
+    else:
+        module.exit_json(changed=False, pools=pools)
+    fail(module, failure)
+
+
+if __name__ == '__main__':
+    main()
