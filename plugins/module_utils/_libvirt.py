@@ -104,8 +104,11 @@ def resolve_uri(uri: str | None) -> str:
 
 
 def is_local_uri(uri: str) -> bool:
-    """True when ``uri`` names a hypervisor on this host (no host part in the URI)."""
-    return not urlsplit(uri).hostname
+    """True when the objects of ``uri`` live on this host's filesystem, so paths can be checked
+    here: no host part in the URI, and not libvirt's test driver (whose paths are make-believe)."""
+    parts = urlsplit(uri)
+    return not parts.hostname and parts.scheme.split('+')[0] != 'test'
+
 
 
 @contextmanager

@@ -225,7 +225,8 @@ class StoragePool(Resource):
         if before.active:
             volumes = sorted(volume.path() for volume in handle.listAllVolumes(0))
         elif directory is not None:
-            volumes = sorted(os.path.join(directory, entry) for entry in os.listdir(directory)) if storage_exists else []
+            entries = os.listdir(directory) if storage_exists else []
+            volumes = sorted(os.path.join(directory, entry) for entry in entries)
         elif force:
             volumes = None  # unknown until the pool runs: start it to delete them
             plan.add('start', f'starting {self.label()} to delete its volumes', lambda: self.start(handle))

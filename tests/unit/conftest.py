@@ -1,0 +1,84 @@
+"""Make the collection importable as ansible_collections.hypervisor.kvm for plain pytest runs,
+and give tests libvirt's in-process test driver (no daemon, state private to this process)."""
+
+import json
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _collection_root() -> str:
+    """The folder above ansible_collections: the repo's own parents, or a symlink under .tmp."""
+    parts = REPO.split(os.sep)
+    if len(parts) >= 3 and parts[-3] == 'ansible_collections':
+        return os.sep.join(parts[:-3])
+    root = os.path.join(REPO, '.tmp', 'collections')
+    link = os.path.join(root, 'ansible_collections', 'hypervisor', 'kvm')
+    if not os.path.islink(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(REPO, link)
+    return root
+
+
+sys.path.insert(0, _collection_root())
+
+libvirt = pytest.importorskip('libvirt')
+TEST_URI = 'test:///default'
+
+
+@pytest.fixture
+def conn():
+    """A test:///default connection held open for the whole test.
+
+    The test driver keeps its state while at least one connection is open, so module runs
+    inside the test (each opening and closing its own connection) all see the same hypervisor,
+    and the next test starts from the driver's defaults again.
+    """
+    connection = libvirt.open(TEST_URI)
+    _reset(connection)
+    yield connection
+    _reset(connection)
+    connection.close()
+
+
+def _reset(connection):
+    """Remove what tests created: module runs that ended in SystemExit keep libvirt handles
+    alive in tracebacks, which keeps the test driver's state alive between tests."""
+    for pool in connection.listAllStoragePools():
+        if pool.name() != 'default-pool':
+            if pool.isActive():
+                pool.destroy()
+            if pool.isPersistent():
+                pool.undefine()
+    for network in connection.listAllNetworks():
+        if network.name() != 'default':
+            if network.isActive():
+                network.destroy()
+            if network.isPersistent():
+                network.undefine()
+    for domain in connection.listAllDomains():
+        if domain.name() != 'test':
+            if domain.isActive():
+                domain.destroy()
+            if domain.isPersistent():
+                domain.undefine()
+
+
+@pytest.fixture
+def run_module(capsys):
+    """Run a module's main() with arguments; return (failed, result) from its JSON output."""
+    from ansible.module_utils.testing import patch_module_args
+
+    def run(main, args, check_mode=False):
+        args = dict(args)
+        if check_mode:
+            args['_ansible_check_mode'] = True
+        with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+            main()
+        result = json.loads(capsys.readouterr().out)
+        return bool(exit_info.value.code) or bool(result.get('failed')), result
+
+    return run
