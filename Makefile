@@ -1,0 +1,69 @@
+# Build and test harness for the hypervisor.kvm collection. `make help` lists the targets.
+# The work is done by the scripts in tests/utils/ (each one documents itself); every target
+# prints its wall time at the end ("== unit: 12.3 s").
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UTILS := tests/utils
+TIMED := $(UTILS)/timed.sh
+VENV := .venv
+# The venv is rebuilt when requirements-dev.txt changes: its stamp is named after its checksum.
+VENV_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements-dev.txt | cut -c1-16)
+
+# Knobs, passed to the scripts through the environment:
+#   TARGETS="kvm_pool kvm_pool_info"   integration targets to run (default: all)
+#   SCENARIOS="default"                Molecule scenarios to run (default: all)
+#   PYTEST_ARGS="-x -k pool"           extra pytest arguments for test-unit
+#   SANITY_ARGS="--test pep8"          extra ansible-test arguments for sanity
+export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
+
+.PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
+	test-integration test-molecule sanity lint test demo
+
+help: ## list the targets
+	@echo "hypervisor.kvm: make <target>"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-18s %s\n", $$1, $$2 }'
+	@echo "Knobs: TARGETS=... (test-integration), SCENARIOS=... (test-molecule), PYTEST_ARGS=..., SANITY_ARGS=..."
+
+venv: ## create .venv and install requirements-dev.txt (no-op while it is unchanged)
+	@$(TIMED) venv $(UTILS)/venv.sh
+
+$(VENV_STAMP): requirements-dev.txt
+	@$(TIMED) venv $(UTILS)/venv.sh
+
+deps: ## install the missing system packages (libvirt, QEMU, build deps; Debian/Ubuntu, root)
+	@$(TIMED) deps $(UTILS)/system-deps.sh
+
+libvirt-start: ## start libvirt (systemd units, or virtlogd + libvirtd by hand), wait until it answers
+	@$(TIMED) libvirt-start $(UTILS)/libvirt-daemon.sh start
+
+libvirt-stop: test-clean ## remove test objects, then stop the daemons libvirt-start started
+	@$(TIMED) libvirt-stop $(UTILS)/libvirt-daemon.sh stop
+
+libvirt-status: ## show which libvirt daemons run and whether qemu:///system answers
+	@$(UTILS)/libvirt-daemon.sh status
+
+test-clean: ## remove every libvirt object and /var/tmp folder named kvmtest*
+	@$(TIMED) test-clean $(UTILS)/cleanup.sh
+
+test-unit: $(VENV_STAMP) ## pytest tests/unit
+	@$(TIMED) unit $(UTILS)/unit.sh
+
+test-integration: $(VENV_STAMP) ## ansible-test integration against the local libvirtd (TARGETS=... for a subset)
+	@$(TIMED) integration $(UTILS)/integration.sh
+
+test-molecule: $(VENV_STAMP) ## every Molecule scenario under extensions/molecule (SCENARIOS=... for a subset)
+	@$(TIMED) molecule $(UTILS)/molecule.sh
+
+sanity: $(VENV_STAMP) ## ansible-test sanity, all tests, offline-capable
+	@$(TIMED) sanity $(UTILS)/sanity.sh $(SANITY_ARGS)
+
+lint: $(VENV_STAMP) ## ruff check, then ansible-lint --profile production on roles/ and playbooks/
+	@$(TIMED) lint $(UTILS)/lint.sh
+
+test: ## everything: deps, venv, libvirt-start, then every test tier and the linters, with a summary
+	@MAKE="$(MAKE)" $(TIMED) test $(UTILS)/test-all.sh
+
+demo: deps $(VENV_STAMP) libvirt-start ## the provisioning demo (arrives with the provisioning issue)
+	@$(TIMED) demo $(UTILS)/demo.sh
