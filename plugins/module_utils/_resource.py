@@ -148,20 +148,22 @@ class Resource:
         def current():
             return handle['object']
 
-        redefine = not before.exists or not before.persistent or bool(
-            _xml.differences(desired, before.xml, self.authoritative))
-        if redefine:
+        new = not before.exists or not before.persistent
+        drift = not new and bool(_xml.differences(desired, before.xml, self.authoritative))
+        live = drift and self.plan_live_updates(before, desired, plan)
+        if new or (drift and not live):
+            self.validate_definition(merged, before)
+
             def define():
                 handle['object'] = self.define(_xml.to_text(merged, pretty=False))
-            plan.add('define', f'defining {self.label()}', define)
-        self.plan_live_updates(before, desired, plan)
+            plan.actions.insert(0, Action('define', f'defining {self.label()}', define))
 
         want_active = {'active': True, 'inactive': False}.get(state, before.active)
         if want_active and not before.active:
             self.plan_start(before, merged, plan, current)
         elif not want_active and before.active:
             plan.add('stop', f'stopping {self.label()}', lambda: self.stop(current()))
-        elif before.active and self.needs_restart(before, merged):
+        elif before.active and not live and self.needs_restart(before, merged):
             if self.params.get('restart'):
                 plan.add('restart', f'restarting {self.label()} to apply its new definition',
                          lambda: self.restart(current(), merged))
@@ -177,8 +179,14 @@ class Resource:
             after.autostart = autostart
         return plan
 
-    def plan_live_updates(self, before: Snapshot, desired, plan: Plan) -> None:
-        """Hook: changes applied to a running object without a restart (networks)."""
+    def plan_live_updates(self, before: Snapshot, desired, plan: Plan) -> bool:
+        """Hook: apply the whole difference to the running object and its persistent definition
+        without a restart (networks). Return True when the planned updates cover it all."""
+        return False
+
+    def validate_definition(self, merged, before: Snapshot) -> None:
+        """Hook: checks against the rest of the host before a definition is written
+        (conflicting names, bridges, subnets...). Raise KvmError to refuse."""
 
     def plan_start(self, before: Snapshot, merged, plan: Plan, current) -> None:
         plan.add('start', f'starting {self.label()}', lambda: self.start(current()))

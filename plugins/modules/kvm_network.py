@@ -1,0 +1,467 @@
+#!/usr/bin/python
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: kvm_network
+short_description: Manage libvirt virtual networks, including changes to existing ones
+version_added: 0.1.0
+description:
+  - Define, start, stop, change and remove libvirt virtual networks (NAT, routed, open,
+    isolated, or attached to an existing host bridge) from structured options or a full XML
+    definition.
+  - Existing networks are changed in place. DHCP static hosts, DHCP ranges and DNS entries
+    (hosts, TXT, SRV) of a running network are changed live with libvirt's network update
+    (running and persistent definition together, no restart) when nothing else changed.
+  - Any other change (forward mode, addresses, bridge...) is written to the persistent
+    definition and reported with RV(restart_required=true), or applied at once with
+    O(restart=true). A restart detaches the running guests' interfaces from the network's
+    bridge; the module re-attaches them and reports which guests it could not reconnect.
+  - Lists you describe (DHCP ranges and hosts, DNS entries, addresses) are authoritative. An
+    entry you leave out is removed. Options you do not give are left as they are.
+author:
+  - hypervisor.kvm developers
+extends_documentation_fragment:
+  - hypervisor.kvm.connection
+  - hypervisor.kvm.requirements
+  - hypervisor.kvm.attributes
+options:
+  name:
+    description:
+      - Name of the network. Required unless O(xml) is given, which then names the network.
+    type: str
+  state:
+    description:
+      - V(present) - defined, running or not as it already was (a new network is not started).
+      - V(active) - defined and running.
+      - V(inactive) - defined and stopped.
+      - V(absent) - stopped and undefined.
+    type: str
+    choices: [present, active, inactive, absent]
+    default: present
+  forward:
+    description:
+      - How guests reach the outside. V(nat) (masquerade through the host), V(route) (routed,
+        no NAT), V(open) (routed, no firewall rules), V(bridge) (guests join the existing host
+        bridge named in O(bridge)), V(isolated) (guests reach only each other and the host).
+      - A new network without O(forward) is isolated, as in libvirt.
+    type: str
+    choices: [nat, route, open, bridge, isolated]
+  bridge:
+    description:
+      - The bridge device, as a name (V(virbr10)) or a dict with C(name), C(stp) (bool) and
+        C(delay) (seconds).
+      - libvirt picks a free C(virbrN) name when not set. With O(forward=bridge), the name of an
+        existing host bridge (required).
+    type: raw
+  mtu:
+    description: MTU of the network's bridge.
+    type: int
+  domain:
+    description: DNS domain of the network; dnsmasq answers for names in it.
+    type: str
+  ipv4:
+    description: The IPv4 address of the host on this network, its subnet, and DHCP.
+    type: dict
+    suboptions:
+      address:
+        description: The host's address on the network (the guests' gateway).
+        type: str
+        required: true
+      prefix:
+        description: Subnet prefix length, for example V(24). Give this or O(ipv4.netmask).
+        type: int
+      netmask:
+        description: Subnet mask, for example V(255.255.255.0).
+        type: str
+      dhcp:
+        description: DHCP served by dnsmasq. Leave out to serve no DHCP.
+        type: dict
+        suboptions:
+          ranges:
+            description: Address ranges handed out; inside the subnet, not overlapping.
+            type: list
+            elements: dict
+            suboptions:
+              start:
+                description: First address.
+                type: str
+                required: true
+              end:
+                description: Last address.
+                type: str
+                required: true
+          hosts:
+            description: Static leases.
+            type: list
+            elements: dict
+            suboptions:
+              mac:
+                description: The guest's MAC address (required for IPv4).
+                type: str
+              name:
+                description: Host name given to the guest.
+                type: str
+              ip:
+                description: The fixed address, inside the subnet.
+                type: str
+                required: true
+              id:
+                description: DHCPv6 client DUID (IPv6 only).
+                type: str
+  ipv6:
+    description: The IPv6 address of the host on this network, its prefix, and DHCPv6.
+    type: dict
+    suboptions:
+      address:
+        description: The host's IPv6 address on the network.
+        type: str
+        required: true
+      prefix:
+        description: Prefix length, for example V(64).
+        type: int
+      dhcp:
+        description: DHCPv6 (ranges and static hosts by name or DUID).
+        type: dict
+        suboptions:
+          ranges:
+            description: Address ranges handed out.
+            type: list
+            elements: dict
+            suboptions:
+              start:
+                description: First address.
+                type: str
+                required: true
+              end:
+                description: Last address.
+                type: str
+                required: true
+          hosts:
+            description: Static leases (need O(ipv6.dhcp.hosts[].name) or O(ipv6.dhcp.hosts[].id)).
+            type: list
+            elements: dict
+            suboptions:
+              name:
+                description: Host name.
+                type: str
+              id:
+                description: DHCPv6 client DUID.
+                type: str
+              ip:
+                description: The fixed address.
+                type: str
+                required: true
+  dns:
+    description: The network's DNS server (dnsmasq).
+    type: dict
+    suboptions:
+      enable:
+        description: V(false) turns the DNS server off.
+        type: bool
+      hosts:
+        description: Extra host records.
+        type: list
+        elements: dict
+        suboptions:
+          ip:
+            description: Address of the names.
+            type: str
+            required: true
+          hostnames:
+            description: Names for the address.
+            type: list
+            elements: str
+            required: true
+      forwarders:
+        description:
+          - Upstream servers, as addresses (V(192.0.2.53)) or dicts with C(addr) and/or C(domain).
+        type: list
+        elements: raw
+      srv:
+        description: SRV records.
+        type: list
+        elements: dict
+        suboptions:
+          service:
+            description: Service name.
+            type: str
+            required: true
+          protocol:
+            description: V(tcp) or V(udp).
+            type: str
+            required: true
+          domain:
+            description: Domain of the record.
+            type: str
+          target:
+            description: Target host.
+            type: str
+          port:
+            description: Target port.
+            type: int
+          priority:
+            description: Priority.
+            type: int
+          weight:
+            description: Weight.
+            type: int
+      txt:
+        description: TXT records.
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: Record name.
+            type: str
+            required: true
+          value:
+            description: Record text.
+            type: str
+            required: true
+  nat_ports:
+    description: Source port range used for NAT (O(forward=nat) only).
+    type: dict
+    suboptions:
+      start:
+        description: First port.
+        type: int
+        required: true
+      end:
+        description: Last port.
+        type: int
+        required: true
+  xml:
+    description:
+      - A full libvirt network definition, for everything the structured options do not cover.
+      - Compared as a subset of libvirt's definition (the uuid, MAC and bridge libvirt added are
+        kept); its DHCP, DNS, address and forward parts are authoritative.
+      - Mutually exclusive with the structured options.
+    type: str
+  autostart:
+    description:
+      - Start the network when libvirt starts. Honoured with every O(state) but V(absent).
+      - When not set, autostart is left as it is.
+    type: bool
+  restart:
+    description:
+      - V(true) restarts a running network whose change cannot be applied live, so the change
+        takes effect now; running guests are re-attached to its bridge.
+      - V(false) saves the change and returns RV(restart_required=true).
+    type: bool
+    default: false
+notes:
+  - Subnets and bridge names already used by another libvirt network, and a missing host bridge
+    for O(forward=bridge), are refused before anything changes.
+  - Changing a DHCP range makes libvirt restart the network's dnsmasq (guests stay connected);
+    static hosts and DNS entries are reloaded without a restart.
+seealso:
+  - module: hypervisor.kvm.kvm_network_info
+  - name: libvirt network XML format
+    description: Everything O(xml) can express.
+    link: https://libvirt.org/formatnetwork.html
+'''
+
+EXAMPLES = r'''
+- name: A NAT network with DHCP that starts with libvirt
+  hypervisor.kvm.kvm_network:
+    name: lab
+    forward: nat
+    bridge: virbr10
+    domain: lab.internal
+    ipv4:
+      address: 192.168.110.1
+      prefix: 24
+      dhcp:
+        ranges:
+          - {start: 192.168.110.100, end: 192.168.110.199}
+        hosts:
+          - {mac: "52:54:00:00:10:01", name: web1, ip: 192.168.110.11}
+    dns:
+      hosts:
+        - {ip: 192.168.110.11, hostnames: [web1.lab.internal, www]}
+    state: active
+    autostart: true
+
+- name: Add a static lease to the running network (applied live, no restart)
+  hypervisor.kvm.kvm_network:
+    name: lab
+    ipv4:
+      address: 192.168.110.1
+      prefix: 24
+      dhcp:
+        ranges:
+          - {start: 192.168.110.100, end: 192.168.110.199}
+        hosts:
+          - {mac: "52:54:00:00:10:01", name: web1, ip: 192.168.110.11}
+          - {mac: "52:54:00:00:10:02", name: web2, ip: 192.168.110.12}
+    state: active
+
+- name: Switch it to routing and restart it now (guests are re-attached)
+  hypervisor.kvm.kvm_network:
+    name: lab
+    forward: route
+    state: active
+    restart: true
+
+- name: An isolated network for guest-to-guest traffic only
+  hypervisor.kvm.kvm_network:
+    name: backplane
+    forward: isolated
+    ipv4:
+      address: 10.77.0.1
+      prefix: 24
+    state: active
+
+- name: A network from a full definition
+  hypervisor.kvm.kvm_network:
+    xml: |
+      <network>
+        <name>routed</name>
+        <forward mode='route'/>
+        <ip address='192.168.120.1' prefix='24'/>
+      </network>
+    state: inactive
+
+- name: Remove the networks
+  hypervisor.kvm.kvm_network:
+    name: "{{ item }}"
+    state: absent
+  loop: [lab, backplane, routed]
+'''
+
+RETURN = r'''
+network:
+  description:
+    - The network after the run (predicted in check mode), as RV(hypervisor.kvm.kvm_network_info#module:networks)
+      describes it. After O(state=absent) only RV(network.name) and RV(network.state=absent).
+  returned: always
+  type: dict
+  sample:
+    name: lab
+    uuid: 0b6d4f52-59d5-4e0c-8d1a-0a5e0c0a0e01
+    state: active
+    active: true
+    autostart: true
+    persistent: true
+    bridge: virbr10
+    forward: nat
+    addresses: [{family: ipv4, address: 192.168.110.1, prefix: 24, netmask: 255.255.255.0,
+                 network: 192.168.110.0/24}]
+    dhcp_ranges: [{family: ipv4, start: 192.168.110.100, end: 192.168.110.199}]
+    dhcp_hosts: [{family: ipv4, mac: "52:54:00:00:10:01", name: web1, ip: 192.168.110.11, id: null}]
+    leases: []
+actions:
+  description:
+    - What was done (or would be in check mode), in order. Among them V(define), V(start),
+      V(stop), V(restart), V(undefine), V(autostart), V(disable-autostart) and the live updates
+      V(update-dhcp-host), V(update-dhcp-range), V(update-dns-host), V(update-dns-txt),
+      V(update-dns-srv).
+  returned: always
+  type: list
+  elements: str
+  sample: [update-dhcp-host]
+restart_required:
+  description: True when the running network uses an older definition than the saved one.
+  returned: always
+  type: bool
+reconnected:
+  description:
+    - Interfaces of running guests put back on the bridge after a restart (in check mode, the
+      ones that would be), each with C(domain), C(mac) and C(device).
+  returned: when the network is restarted
+  type: list
+  elements: dict
+disconnected:
+  description:
+    - Interfaces that could not be re-attached after a restart, with the C(error); the module
+      also warns naming the guests.
+  returned: when the network is restarted
+  type: list
+  elements: dict
+diff:
+  description: The state dict and inactive XML before and after (also shown with C(--diff)).
+  returned: always
+  type: dict
+libvirt_error:
+  description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.
+  returned: failure
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._network import FORWARD_MODES, Network
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import run_module
+
+RANGE = dict(type='list', elements='dict', options=dict(
+    start=dict(type='str', required=True),
+    end=dict(type='str', required=True),
+))
+
+STRUCTURED = ('forward', 'bridge', 'mtu', 'domain', 'ipv4', 'ipv6', 'dns', 'nat_ports')
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            **connection_argument_spec(),
+            name=dict(type='str'),
+            state=dict(type='str', default='present', choices=['present', 'active', 'inactive', 'absent']),
+            forward=dict(type='str', choices=list(FORWARD_MODES)),
+            bridge=dict(type='raw'),
+            mtu=dict(type='int'),
+            domain=dict(type='str'),
+            ipv4=dict(type='dict', options=dict(
+                address=dict(type='str', required=True),
+                prefix=dict(type='int'),
+                netmask=dict(type='str'),
+                dhcp=dict(type='dict', options=dict(
+                    ranges=RANGE,
+                    hosts=dict(type='list', elements='dict', options=dict(
+                        mac=dict(type='str'), name=dict(type='str'), ip=dict(type='str', required=True),
+                        id=dict(type='str'))),
+                )),
+            )),
+            ipv6=dict(type='dict', options=dict(
+                address=dict(type='str', required=True),
+                prefix=dict(type='int'),
+                dhcp=dict(type='dict', options=dict(
+                    ranges=RANGE,
+                    hosts=dict(type='list', elements='dict', options=dict(
+                        name=dict(type='str'), id=dict(type='str'), ip=dict(type='str', required=True))),
+                )),
+            )),
+            dns=dict(type='dict', options=dict(
+                enable=dict(type='bool'),
+                hosts=dict(type='list', elements='dict', options=dict(
+                    ip=dict(type='str', required=True),
+                    hostnames=dict(type='list', elements='str', required=True))),
+                forwarders=dict(type='list', elements='raw'),
+                srv=dict(type='list', elements='dict', options=dict(
+                    service=dict(type='str', required=True), protocol=dict(type='str', required=True),
+                    domain=dict(type='str'), target=dict(type='str'), port=dict(type='int'),
+                    priority=dict(type='int'), weight=dict(type='int'))),
+                txt=dict(type='list', elements='dict', options=dict(
+                    name=dict(type='str', required=True), value=dict(type='str', required=True))),
+            )),
+            nat_ports=dict(type='dict', options=dict(
+                start=dict(type='int', required=True),
+                end=dict(type='int', required=True),
+            )),
+            xml=dict(type='str'),
+            autostart=dict(type='bool'),
+            restart=dict(type='bool', default=False),
+        ),
+        required_one_of=[('name', 'xml')],
+        mutually_exclusive=[('xml', option) for option in STRUCTURED],
+        supports_check_mode=True,
+    )
+    run_module(module, Network)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,151 @@
+#!/usr/bin/python
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: kvm_network_info
+short_description: Read libvirt virtual networks and their DHCP leases
+version_added: 0.1.0
+description:
+  - Returns one virtual network or all of them (read with one bulk libvirt call), with state,
+    bridge, forward mode, addresses, DHCP ranges and static hosts, DNS hosts, the current DHCP
+    leases and the definition.
+  - Networks without a bridge of their own (macvtap or hostdev forward modes) are reported too.
+author:
+  - hypervisor.kvm developers
+extends_documentation_fragment:
+  - hypervisor.kvm.connection
+  - hypervisor.kvm.requirements
+  - hypervisor.kvm.attributes.INFO_MODULE
+options:
+  name:
+    description:
+      - Only this network. A network that does not exist gives an empty RV(networks) list.
+      - When not set, every network.
+    type: str
+seealso:
+  - module: hypervisor.kvm.kvm_network
+'''
+
+EXAMPLES = r'''
+- name: Read every network
+  hypervisor.kvm.kvm_network_info:
+  register: all_networks
+
+- name: Read the default network
+  hypervisor.kvm.kvm_network_info:
+    name: default
+  register: default_net
+
+- name: Show who holds a DHCP lease on it
+  ansible.builtin.debug:
+    msg: "{{ item.hostname | default('?', true) }} {{ item.mac }} -> {{ item.ip }}"
+  loop: "{{ default_net.networks[0].leases if default_net.networks else [] }}"
+  loop_control:
+    label: "{{ item.mac }}"
+'''
+
+RETURN = r'''
+networks:
+  description: The networks, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Network name.
+      type: str
+      sample: default
+    uuid:
+      description: Network UUID.
+      type: str
+    state:
+      description: V(active) or V(inactive).
+      type: str
+    active:
+      description: Whether the network runs.
+      type: bool
+    autostart:
+      description: Whether the network starts with libvirt.
+      type: bool
+    persistent:
+      description: Whether the network has a persistent definition.
+      type: bool
+    bridge:
+      description: The bridge device (null for networks without one).
+      type: str
+      sample: virbr0
+    forward:
+      description: Forward mode (nat, route, open, bridge, isolated, passthrough, hostdev...).
+      type: str
+      sample: nat
+    mtu:
+      description: MTU when set.
+      type: int
+    domain:
+      description: DNS domain when set.
+      type: str
+    addresses:
+      description: The host's addresses on the network (family, address, prefix, netmask, network).
+      type: list
+      elements: dict
+      sample: [{family: ipv4, address: 192.168.122.1, prefix: 24, netmask: 255.255.255.0,
+                network: 192.168.122.0/24}]
+    dhcp_ranges:
+      description: DHCP ranges (family, start, end).
+      type: list
+      elements: dict
+    dhcp_hosts:
+      description: Static DHCP hosts (family, mac, name, ip, id).
+      type: list
+      elements: dict
+    dns_hosts:
+      description: DNS host records (ip, hostnames).
+      type: list
+      elements: dict
+    leases:
+      description:
+        - Current DHCP leases of an active network, each with C(mac), C(ip), C(prefix),
+          C(family), C(hostname), C(client_id), C(expiry) (seconds since the epoch) and C(interface).
+      type: list
+      elements: dict
+      sample: [{mac: "52:54:00:6b:3c:58", ip: 192.168.122.45, prefix: 24, family: ipv4,
+                hostname: web1, client_id: null, expiry: 1790000000, interface: virbr0}]
+    xml:
+      description: The persistent (inactive) definition.
+      type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    connect,
+    connection_argument_spec,
+    ensure_libvirt,
+    guard,
+)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._network import list_networks
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import fail
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(**connection_argument_spec(), name=dict(type='str')),
+        supports_check_mode=True,
+    )
+    ensure_libvirt(module)
+    try:
+        with connect(module.params['uri']) as conn, guard('reading networks'):
+            networks = list_networks(conn, module.params['name'])
+    except KvmError as err:
+        failure = err
+    else:
+        module.exit_json(changed=False, networks=networks)
+    fail(module, failure)
+
+
+if __name__ == '__main__':
+    main()
