@@ -18,6 +18,7 @@ LIBVIRT_IMPORT_ERROR = None
 try:
     import libvirt
 except ImportError:
+    libvirt = None  # ensure_libvirt() stops the module before anything uses it
     HAS_LIBVIRT = False
     LIBVIRT_IMPORT_ERROR = traceback.format_exc()
 else:
@@ -108,7 +109,6 @@ def is_local_uri(uri: str) -> bool:
     here: no host part in the URI, and not libvirt's test driver (whose paths are make-believe)."""
     parts = urlsplit(uri)
     return not parts.hostname and parts.scheme.split('+')[0] != 'test'
-
 
 
 @contextmanager

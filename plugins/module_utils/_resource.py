@@ -12,8 +12,8 @@ definition with the desired one merged over it) in both modes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
@@ -255,17 +255,18 @@ class Resource:
 def run_module(module, resource_class) -> None:
     """The whole life of a resource module: one connection, converge, exit or fail cleanly."""
     ensure_libvirt(module)
+    result, failure = None, None
     try:
         with connect(module.params.get('uri')) as conn:
             result = resource_class(conn, module.params, module.check_mode).converge()
     except KvmError as err:
         failure = err
-    else:
-        module.exit_json(**result)
-    fail(module, failure)
+    finish(module, result, failure)
 
 
-def fail(module, err: KvmError) -> None:
-    """fail_json for a KvmError, called outside the ``except`` block so that ansible-core does
-    not attach a traceback: the message is the whole story."""
-    module.fail_json(msg=err.msg, **err.details)
+def finish(module, result: dict | None, failure: KvmError | None) -> None:
+    """exit_json, or fail_json for a KvmError. Called outside the ``except`` block so that
+    ansible-core does not attach a traceback: the message is the whole story."""
+    if failure is not None:
+        module.fail_json(msg=failure.msg, **failure.details)
+    module.exit_json(**result)

@@ -22,7 +22,7 @@ description:
   - Lists you describe (DHCP ranges and hosts, DNS entries, addresses) are authoritative. An
     entry you leave out is removed. Options you do not give are left as they are.
 author:
-  - hypervisor.kvm developers
+  - hypervisor.kvm maintainers (@hypervisor-kvm)
 extends_documentation_fragment:
   - hypervisor.kvm.connection
   - hypervisor.kvm.requirements

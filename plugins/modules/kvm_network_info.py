@@ -14,7 +14,7 @@ description:
     leases and the definition.
   - Networks without a bridge of their own (macvtap or hostdev forward modes) are reported too.
 author:
-  - hypervisor.kvm developers
+  - hypervisor.kvm maintainers (@hypervisor-kvm)
 extends_documentation_fragment:
   - hypervisor.kvm.connection
   - hypervisor.kvm.requirements
@@ -128,7 +128,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     guard,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import list_networks
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import fail
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import finish
 
 
 def main():
@@ -137,14 +137,13 @@ def main():
         supports_check_mode=True,
     )
     ensure_libvirt(module)
+    result, failure = None, None
     try:
         with connect(module.params['uri']) as conn, guard('reading networks'):
-            networks = list_networks(conn, module.params['name'])
+            result = {'changed': False, 'networks': list_networks(conn, module.params['name'])}
     except KvmError as err:
         failure = err
-    else:
-        module.exit_json(changed=False, networks=networks)
-    fail(module, failure)
+    finish(module, result, failure)
 
 
 if __name__ == '__main__':

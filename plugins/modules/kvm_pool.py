@@ -17,7 +17,7 @@ description:
   - Removing a pool never deletes its storage or volumes unless O(delete_storage) (and, for
     volumes, O(force)) asks for it.
 author:
-  - hypervisor.kvm developers
+  - hypervisor.kvm maintainers (@hypervisor-kvm)
 extends_documentation_fragment:
   - hypervisor.kvm.connection
   - hypervisor.kvm.requirements

@@ -12,7 +12,7 @@ description:
   - Returns one storage pool or all of them, with state, autostart, sizes, target path, volumes
     and the definition. All pools are read with one bulk libvirt call.
 author:
-  - hypervisor.kvm developers
+  - hypervisor.kvm maintainers (@hypervisor-kvm)
 extends_documentation_fragment:
   - hypervisor.kvm.connection
   - hypervisor.kvm.requirements
@@ -116,7 +116,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     guard,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import list_pools
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import fail
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import finish
 
 
 def main():
@@ -125,14 +125,13 @@ def main():
         supports_check_mode=True,
     )
     ensure_libvirt(module)
+    result, failure = None, None
     try:
         with connect(module.params['uri']) as conn, guard('reading storage pools'):
-            pools = list_pools(conn, module.params['name'])
+            result = {'changed': False, 'pools': list_pools(conn, module.params['name'])}
     except KvmError as err:
         failure = err
-    else:
-        module.exit_json(changed=False, pools=pools)
-    fail(module, failure)
+    finish(module, result, failure)
 
 
 if __name__ == '__main__':

@@ -69,7 +69,7 @@ def _reset(connection):
 
 @pytest.fixture
 def run_module(capsys):
-    """Run a module's main() with arguments; return (failed, result) from its JSON output."""
+    """Run a module's main() with arguments; return its result (``failed`` is always set)."""
     from ansible.module_utils.testing import patch_module_args
 
     def run(main, args, check_mode=False):
@@ -79,6 +79,7 @@ def run_module(capsys):
         with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
             main()
         result = json.loads(capsys.readouterr().out)
-        return bool(exit_info.value.code) or bool(result.get('failed')), result
+        result['failed'] = bool(exit_info.value.code) or bool(result.get('failed'))
+        return result
 
     return run

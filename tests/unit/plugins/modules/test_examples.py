@@ -1,25 +1,28 @@
 """The EXAMPLES of every resource module run as written, in order, against test:///default."""
 
+import pytest
 import yaml
 
-import pytest
+from ansible_collections.hypervisor.kvm.plugins.modules import kvm_network, kvm_network_info, kvm_pool, kvm_pool_info
 
-from ansible_collections.hypervisor.kvm.plugins.modules import kvm_pool, kvm_pool_info
-
-MODULES = {'hypervisor.kvm.kvm_pool': kvm_pool, 'hypervisor.kvm.kvm_pool_info': kvm_pool_info}
+MODULES = {f'hypervisor.kvm.{module.__name__.rsplit(".", 1)[-1]}': module
+           for module in (kvm_network, kvm_network_info, kvm_pool, kvm_pool_info)}
 
 
 def example_tasks(module):
     for task in yaml.safe_load(module.EXAMPLES):
         for key, args in task.items():
             if key in MODULES:
-                yield task['name'], MODULES[key], dict(args or {})
+                for item in task.get('loop') or [None]:
+                    # the examples loop over names only
+                    yield task['name'], MODULES[key], {
+                        option: (item if value == '{{ item }}' else value) for option, value in (args or {}).items()}
 
 
-@pytest.mark.parametrize('module', [kvm_pool, kvm_pool_info], ids=lambda m: m.__name__.rsplit('.', 1)[-1])
+@pytest.mark.parametrize('module', list(MODULES.values()), ids=lambda m: m.__name__.rsplit('.', 1)[-1])
 def test_examples_run_as_written(conn, run_module, module):
     tasks = list(example_tasks(module))
     assert tasks, 'the module has no examples'
     for name, target, args in tasks:
-        failed, result = run_module(target.main, {**args, 'uri': 'test:///default'})
-        assert not failed, f'example {name!r} failed: {result.get("msg")}'
+        result = run_module(target.main, {**args, 'uri': 'test:///default'})
+        assert not result['failed'], f'example {name!r} failed: {result.get("msg")}'
