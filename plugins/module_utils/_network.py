@@ -356,7 +356,7 @@ class Network(Resource):
         flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
         for path, (section_name, action, under_ip) in LIVE_SECTIONS.items():
             section = getattr(libvirt, section_name)
-            parent_path, _, tag = path.rpartition('/')
+            parent_path, tag = path.rpartition('/')[::2]
             if under_ip:
                 pairs = list(zip(desired.findall('ip'), before.xml.findall('ip')))
                 parents = [(index, want.find('dhcp'), have.find('dhcp')) for index, (want, have) in enumerate(pairs)]

@@ -31,7 +31,7 @@ def parse_xml(text: str, what: str = 'xml') -> ET.Element:
         return ET.fromstring(text.strip())
     except ET.ParseError as err:
         line, column = err.position
-        reason = str(err).split(':')[0]
+        reason = str(err).split(':', maxsplit=1)[0]
         raise KvmError(
             f'{what} is not well-formed XML: {reason} at line {line}, column {column + 1}',
             xml_error={'line': line, 'column': column + 1, 'reason': reason},
@@ -64,7 +64,7 @@ def to_text(element: ET.Element | None, pretty: bool = True) -> str:
 def remove_paths(element: ET.Element, paths) -> ET.Element:
     """Remove every element at the given tag paths (relative to the root), in place; returns it."""
     for path in paths:
-        parent_path, _, tag = path.rpartition('/')
+        parent_path, tag = path.rpartition('/')[::2]
         parents = [element] if not parent_path else element.findall(parent_path)
         for parent in parents:
             for child in parent.findall(tag):

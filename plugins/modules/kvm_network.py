@@ -335,24 +335,70 @@ EXAMPLES = r'''
 RETURN = r'''
 network:
   description:
-    - The network after the run (predicted in check mode), as RV(hypervisor.kvm.kvm_network_info#module:networks)
-      describes it. After O(state=absent) only RV(network.name) and RV(network.state=absent).
+    - The network after the run (predicted in check mode). After O(state=absent) only
+      RV(network.name) and RV(network.state=absent).
   returned: always
   type: dict
-  sample:
-    name: lab
-    uuid: 0b6d4f52-59d5-4e0c-8d1a-0a5e0c0a0e01
-    state: active
-    active: true
-    autostart: true
-    persistent: true
-    bridge: virbr10
-    forward: nat
-    addresses: [{family: ipv4, address: 192.168.110.1, prefix: 24, netmask: 255.255.255.0,
-                 network: 192.168.110.0/24}]
-    dhcp_ranges: [{family: ipv4, start: 192.168.110.100, end: 192.168.110.199}]
-    dhcp_hosts: [{family: ipv4, mac: "52:54:00:00:10:01", name: web1, ip: 192.168.110.11, id: null}]
-    leases: []
+  contains:
+    name:
+      description: Network name.
+      type: str
+      sample: lab
+    uuid:
+      description: Network UUID (not known in check mode before the network exists).
+      type: str
+    state:
+      description: V(active), V(inactive) or V(absent).
+      type: str
+      sample: active
+    active:
+      description: Whether the network runs.
+      type: bool
+    autostart:
+      description: Whether the network starts with libvirt.
+      type: bool
+    persistent:
+      description: Whether the network has a persistent definition.
+      type: bool
+    bridge:
+      description: The bridge device (null for networks without one).
+      type: str
+      sample: virbr10
+    forward:
+      description: Forward mode (nat, route, open, bridge, isolated...).
+      type: str
+      sample: nat
+    mtu:
+      description: MTU when set.
+      type: int
+    domain:
+      description: DNS domain when set.
+      type: str
+    addresses:
+      description: The host's addresses on the network (family, address, prefix, netmask, network).
+      type: list
+      elements: dict
+      sample: [{family: ipv4, address: 192.168.110.1, prefix: 24, netmask: 255.255.255.0,
+                network: 192.168.110.0/24}]
+    dhcp_ranges:
+      description: DHCP ranges (family, start, end).
+      type: list
+      elements: dict
+    dhcp_hosts:
+      description: Static DHCP hosts (family, mac, name, ip, id).
+      type: list
+      elements: dict
+    dns_hosts:
+      description: DNS host records (ip, hostnames).
+      type: list
+      elements: dict
+    leases:
+      description: Current DHCP leases (see M(hypervisor.kvm.kvm_network_info)).
+      type: list
+      elements: dict
+    xml:
+      description: The persistent (inactive) definition.
+      type: str
 actions:
   description:
     - What was done (or would be in check mode), in order. Among them V(define), V(start),

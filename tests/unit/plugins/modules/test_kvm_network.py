@@ -119,10 +119,10 @@ def test_structured_ipv4_keeps_an_existing_ipv6_block(conn, run_module):
       <ip address='10.242.0.1' prefix='24'/><ip family='ipv6' address='fd00:242::1' prefix='64'/></network>"""
     run_module(kvm_network.main, {'uri': URI, 'xml': xml})
     result = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-dual',
-                                              'ipv4': {'address': '10.242.0.1', 'prefix': 24}})
+                                           'ipv4': {'address': '10.242.0.1', 'prefix': 24}})
     assert not result['changed']
     result = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-dual',
-                                              'ipv6': {'address': 'fd00:242:0::1', 'prefix': 64}})
+                                           'ipv6': {'address': 'fd00:242:0::1', 'prefix': 64}})
     assert not result['changed']  # the same address, written differently
 
 
@@ -131,7 +131,7 @@ def test_conflicts_with_other_networks_name_them(conn, run_module):
     result = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-other', 'bridge': 'kvmtbr7'})
     assert result['failed'] and "already the bridge of network 'kvmtest-net'" in result['msg']
     result = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-other',
-                                                   'ipv4': {'address': '10.241.5.1', 'prefix': 16}})
+                                           'ipv4': {'address': '10.241.5.1', 'prefix': 16}})
     assert result['failed'] and "overlaps 10.241.0.0/24 of network 'kvmtest-net'" in result['msg']
     assert 'kvmtest-other' not in network_names(conn)
 
