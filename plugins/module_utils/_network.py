@@ -463,6 +463,9 @@ class Network(Resource):
     def info(self, snapshot: Snapshot) -> dict:
         return network_info(snapshot.handle)
 
+    def definition_facts(self, definition) -> dict:
+        return definition_facts(definition)
+
 
 def _boolean(value, option: str) -> bool:
     if isinstance(value, bool):
@@ -518,6 +521,23 @@ def network_info(handle) -> dict:
     """Everything kvm_network and kvm_network_info return about one network."""
     active = bool(handle.isActive())
     definition = inactive_xml(handle, active, _xml.parse_xml(handle.XMLDesc(0), 'libvirt network XML'))
+    facts = {
+        'name': handle.name(),
+        'uuid': handle.UUIDString(),
+        'state': 'active' if active else 'inactive',
+        'active': active,
+        'autostart': bool(handle.autostart()),
+        'persistent': bool(handle.isPersistent()),
+        **definition_facts(definition),
+        'leases': leases(handle) if active else [],
+        'xml': _xml.to_text(definition),
+    }
+    facts['bridge'] = _bridge_name(handle) or facts['bridge']
+    return facts
+
+
+def definition_facts(definition) -> dict:
+    """The facts that follow from a network definition alone."""
     addresses, ranges, hosts = [], [], []
     for ip in definition.findall('ip'):
         family = ip.get('family') or 'ipv4'
@@ -537,13 +557,7 @@ def network_info(handle) -> dict:
     bridge = definition.find('bridge')
     mtu = definition.find('mtu')
     return {
-        'name': handle.name(),
-        'uuid': handle.UUIDString(),
-        'state': 'active' if active else 'inactive',
-        'active': active,
-        'autostart': bool(handle.autostart()),
-        'persistent': bool(handle.isPersistent()),
-        'bridge': _bridge_name(handle) or (bridge.get('name') if bridge is not None else None),
+        'bridge': bridge.get('name') if bridge is not None else None,
         'forward': forward_mode(definition),
         'mtu': int(mtu.get('size')) if mtu is not None and mtu.get('size') else None,
         'domain': definition.find('domain').get('name') if definition.find('domain') is not None else None,
@@ -554,8 +568,6 @@ def network_info(handle) -> dict:
             {'ip': host.get('ip'), 'hostnames': [name.text for name in host.findall('hostname')]}
             for host in (dns.findall('host') if dns is not None else [])
         ],
-        'leases': leases(handle) if active else [],
-        'xml': _xml.to_text(definition),
     }
 
 

@@ -8,12 +8,13 @@ import grp
 import os
 import pwd
 import re
+import stat
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Action, Plan, Resource, Snapshot
 
 POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'disk', 'iscsi')
 
@@ -205,6 +206,49 @@ class StoragePool(Resource):
                      lambda: self.build(current()))
         plan.add('start', f'starting {self.label()}', lambda: self.start(current()))
 
+    def plan_present(self, before: Snapshot) -> Plan:
+        plan = super().plan_present(before)
+        self.plan_permissions(plan, before)
+        return plan
+
+    def plan_permissions(self, plan: Plan, before: Snapshot) -> None:
+        """libvirt applies a target's mode, owner and group only when its build creates the
+        directory, and reads them back from an existing one. So an existing local directory
+        gets them here (as the file module would), and a running pool is refreshed to see them."""
+        wanted = plan.desired.find('target/permissions')
+        directory = self.local_directory(plan.after.xml)
+        if wanted is None or directory is None or not os.path.isdir(directory):
+            return  # nothing asked, not reachable from here, or the build will create it
+        status = os.stat(directory)
+        changes = {}
+        if wanted.findtext('mode') and int(wanted.findtext('mode'), 8) != stat.S_IMODE(status.st_mode):
+            changes['mode'] = int(wanted.findtext('mode'), 8)
+        for key, current in (('owner', status.st_uid), ('group', status.st_gid)):
+            if wanted.findtext(key) and int(wanted.findtext(key)) not in (-1, current):
+                changes[key] = int(wanted.findtext(key))
+        if not changes:
+            return
+
+        def apply():
+            os.chown(directory, changes.get('owner', -1), changes.get('group', -1))
+            if 'mode' in changes:  # after chown, which clears set-id bits
+                os.chmod(directory, changes['mode'])
+            if before.active:
+                before.handle.refresh(0)
+
+        shown = ', '.join(f'{key} {oct(value) if key == "mode" else value}' for key, value in changes.items())
+        names = [action.name for action in plan.actions]
+        position = next((names.index(name) for name in ('start', 'restart') if name in names), len(names))
+        plan.actions.insert(position, Action('set-permissions', f'setting {shown} on {directory}', apply))
+
+    def needs_restart(self, before: Snapshot, merged) -> bool:
+        """Permissions never need a restart: they are applied to the directory directly."""
+        if before.live_xml is None:
+            return False
+        without = ('target/permissions',)
+        return bool(_xml.differences(_xml.remove_paths(_xml.normalise(merged), without),
+                                     _xml.remove_paths(_xml.normalise(before.live_xml), without)))
+
     def restart(self, handle, merged) -> None:
         self.stop(handle)
         if self.needs_build(merged):
@@ -259,6 +303,9 @@ class StoragePool(Resource):
     def info(self, snapshot: Snapshot) -> dict:
         return pool_info(snapshot.handle)
 
+    def definition_facts(self, definition) -> dict:
+        return definition_facts(definition)
+
 
 def delete_all_volumes(handle) -> list:
     """Delete every volume of an active pool; returns their paths."""
@@ -282,6 +329,11 @@ def inactive_xml(handle, active: bool, live: ET.Element) -> ET.Element:
         return live
 
 
+def definition_facts(definition) -> dict:
+    """The facts that follow from a pool definition alone."""
+    return {'type': definition.get('type'), 'target': definition.findtext('target/path')}
+
+
 def pool_info(handle, with_volumes: bool = True) -> dict:
     """Everything kvm_pool and kvm_pool_info return about one pool."""
     state, capacity, allocation, available = handle.info()
@@ -292,7 +344,7 @@ def pool_info(handle, with_volumes: bool = True) -> dict:
     return {
         'name': handle.name(),
         'uuid': handle.UUIDString(),
-        'type': definition.get('type'),
+        **definition_facts(definition),
         'state': 'active' if active else 'inactive',
         'status': POOL_STATES.get(state, str(state)),
         'active': active,
@@ -301,7 +353,6 @@ def pool_info(handle, with_volumes: bool = True) -> dict:
         'capacity': capacity if active else None,
         'allocation': allocation if active else None,
         'available': available if active else None,
-        'target': definition.findtext('target/path'),
         'volume_count': len(volumes) if volumes is not None else None,
         'volumes': volumes,
         'xml': _xml.to_text(definition),

@@ -52,6 +52,7 @@ class Plan:
     actions: list = field(default_factory=list)
     after: Snapshot = field(default_factory=Snapshot)  # predicted end state
     restart_required: bool = False
+    desired: object = None  # the desired definition (what the user specified), cleaned
     warnings: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # resource-specific result keys
 
@@ -137,7 +138,7 @@ class Resource:
         state = self.params['state']
         desired = self.clean(self.desired_xml(before))
         merged = self.clean(_xml.merge(desired, before.xml, self.authoritative))
-        plan = Plan()
+        plan = Plan(desired=desired)
         after = plan.after
         after.exists, after.xml, after.persistent = True, merged, True
         after.autostart = before.autostart
@@ -232,7 +233,8 @@ class Resource:
             return self.info(final) if final.exists else {'name': self.name, 'state': 'absent'}
         if not plan.after.exists:
             return {'name': self.name, 'state': 'absent'}
-        predicted = self.info(before) if before.exists else {'name': self.name}
+        predicted = self.info(before) if before.exists else {'name': self.name, 'uuid': None}
+        predicted.update(self.definition_facts(plan.after.xml))
         predicted.update(plan.after.state())
         predicted['state'] = 'active' if plan.after.active else 'inactive'
         predicted['xml'] = _xml.to_text(plan.after.xml)
@@ -250,6 +252,10 @@ class Resource:
 
     def info(self, snapshot: Snapshot) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def definition_facts(self, definition) -> dict:
+        """The facts of ``info`` that follow from a definition alone (for check mode)."""
+        return {}
 
 
 def run_module(module, resource_class) -> None:
