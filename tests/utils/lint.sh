@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ruff over the Python code (ruff.toml), then ansible-lint (.ansible-lint, production
-# profile, offline) over roles/ and playbooks/. Runs both and fails if either fails.
+# ruff over the Python code (ruff.toml), ansible-lint (.ansible-lint, production profile,
+# offline) over roles/, playbooks/ and the integration targets, and antsibull-changelog lint
+# over the changelog fragments. Runs them all and fails if any fails.
 set -uo pipefail
 # shellcheck source=tests/utils/common.sh
 . "$(dirname "$0")/common.sh"
@@ -20,11 +21,11 @@ else
 fi
 
 ansible_paths=()
-for path in roles playbooks; do
+for path in roles playbooks tests/integration/targets; do
     [ -n "$(find "$path" -type f 2>/dev/null | head -n 1)" ] && ansible_paths+=("$path")
 done
 if [ "${#ansible_paths[@]}" -eq 0 ]; then
-    log "lint: roles/ and playbooks/ have no files yet; ansible-lint skipped"
+    log "lint: no roles, playbooks or integration targets yet; ansible-lint skipped"
 else
     link_collection
     # Resolves hypervisor.kvm's own modules to this checkout without installing anything.
@@ -32,4 +33,6 @@ else
     log "lint: ansible-lint ${ansible_paths[*]}"
     "$VENV/bin/ansible-lint" --offline --profile production "${ansible_paths[@]}" || rc=1
 fi
+log "lint: antsibull-changelog lint"
+if "$VENV/bin/antsibull-changelog" lint; then log "lint: changelog fragments clean"; else rc=1; fi
 exit "$rc"
