@@ -19,7 +19,7 @@ VENV_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements-dev.txt | cut -c1-16
 export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
 
 .PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
-	test-integration test-molecule sanity lint test demo
+	test-integration test-molecule sanity lint test demo demo-clean
 
 help: ## list the targets
 	@echo "hypervisor.kvm: make <target>"
@@ -65,5 +65,8 @@ lint: $(VENV_STAMP) ## ruff check, then ansible-lint --profile production on rol
 test: ## everything: deps, venv, libvirt-start, then every test tier and the linters, with a summary
 	@MAKE="$(MAKE)" $(TIMED) test $(UTILS)/test-all.sh
 
-demo: deps $(VENV_STAMP) libvirt-start ## the provisioning demo (arrives with the provisioning issue)
+demo: deps $(VENV_STAMP) libvirt-start ## the main job: for now a pool and a NAT network (guests arrive with provisioning)
 	@$(TIMED) demo $(UTILS)/demo.sh
+
+demo-clean: $(VENV_STAMP) libvirt-start ## remove what `make demo` created
+	@DEMO_STATE=absent $(TIMED) demo-clean $(UTILS)/demo.sh

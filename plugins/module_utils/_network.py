@@ -605,4 +605,11 @@ def list_networks(conn, name: str | None = None) -> list:
             handles = []
     else:
         handles = conn.listAllNetworks(0)
-    return sorted((network_info(handle) for handle in handles), key=lambda network: network['name'])
+    found = []
+    for handle in handles:
+        try:
+            found.append(network_info(handle))
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                raise  # else it was removed while we read: not there any more
+    return sorted(found, key=lambda network: network['name'])

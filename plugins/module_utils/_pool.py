@@ -370,4 +370,11 @@ def list_pools(conn, name: str | None = None) -> list:
             handles = []
     else:
         handles = conn.listAllStoragePools(0)
-    return sorted((pool_info(handle) for handle in handles), key=lambda pool: pool['name'])
+    found = []
+    for handle in handles:
+        try:
+            found.append(pool_info(handle))
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise  # else it was removed while we read: not there any more
+    return sorted(found, key=lambda pool: pool['name'])
