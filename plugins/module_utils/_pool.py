@@ -4,15 +4,18 @@
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
-import re
-import stat
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
+    describe,
+    permission_changes,
+    permissions_element,
+    sanitise_path,
+    set_permissions,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Action, Plan, Resource, Snapshot
 
@@ -35,50 +38,6 @@ POOL_STATES = {
     3: 'degraded',
     4: 'inaccessible',
 }
-
-
-def sanitise_path(path: str) -> str:
-    """The path as libvirt stores it: repeated slashes collapsed, no trailing slash."""
-    path = re.sub('/+', '/', path.strip())
-    return path if path == '/' else path.rstrip('/')
-
-
-def octal_mode(value, option: str) -> str:
-    """A file mode as libvirt writes it ('0755'); ints are taken as already-converted octal."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        text = str(value).strip()
-        if not re.fullmatch('[0-7]{1,4}', text):
-            raise KvmError(f"{option}: {value!r} is not an octal file mode such as '0755'")
-        number = int(text, 8)
-    if not 0 <= number <= 0o7777:
-        raise KvmError(f"{option}: {value!r} is not a file mode between 0000 and 7777")
-    return f'{number:04o}'
-
-
-def numeric_id(value, option: str, lookup) -> str:
-    """A user or group id as libvirt wants it; names are resolved on the managed host."""
-    text = str(value).strip()
-    if re.fullmatch(r'-?\d+', text):
-        return text
-    try:
-        return str(lookup(text))
-    except KeyError:
-        raise KvmError(f'{option}: no such user or group {text!r} on the managed host') from None
-
-
-def permissions_element(parent: ET.Element, spec: dict, option: str) -> None:
-    """Add ``<permissions>`` for the owner/group/mode in ``spec`` (if any is set)."""
-    if not spec or all(spec.get(key) is None for key in ('owner', 'group', 'mode')):
-        return
-    perms = _xml.sub_element(parent, 'permissions')
-    if spec.get('mode') is not None:
-        _xml.sub_element(perms, 'mode', octal_mode(spec['mode'], f'{option}.mode'))
-    if spec.get('owner') is not None:
-        _xml.sub_element(perms, 'owner', numeric_id(spec['owner'], f'{option}.owner', lambda n: pwd.getpwnam(n).pw_uid))
-    if spec.get('group') is not None:
-        _xml.sub_element(perms, 'group', numeric_id(spec['group'], f'{option}.group', lambda n: grp.getgrnam(n).gr_gid))
 
 
 class StoragePool(Resource):
@@ -219,27 +178,18 @@ class StoragePool(Resource):
         directory = self.local_directory(plan.after.xml)
         if wanted is None or directory is None or not os.path.isdir(directory):
             return  # nothing asked, not reachable from here, or the build will create it
-        status = os.stat(directory)
-        changes = {}
-        if wanted.findtext('mode') and int(wanted.findtext('mode'), 8) != stat.S_IMODE(status.st_mode):
-            changes['mode'] = int(wanted.findtext('mode'), 8)
-        for key, current in (('owner', status.st_uid), ('group', status.st_gid)):
-            if wanted.findtext(key) and int(wanted.findtext(key)) not in (-1, current):
-                changes[key] = int(wanted.findtext(key))
+        changes = permission_changes(directory, wanted)
         if not changes:
             return
 
         def apply():
-            os.chown(directory, changes.get('owner', -1), changes.get('group', -1))
-            if 'mode' in changes:  # after chown, which clears set-id bits
-                os.chmod(directory, changes['mode'])
+            set_permissions(directory, changes)
             if before.active:
                 before.handle.refresh(0)
 
-        shown = ', '.join(f'{key} {oct(value) if key == "mode" else value}' for key, value in changes.items())
         names = [action.name for action in plan.actions]
         position = next((names.index(name) for name in ('start', 'restart') if name in names), len(names))
-        plan.actions.insert(position, Action('set-permissions', f'setting {shown} on {directory}', apply))
+        plan.actions.insert(position, Action('set-permissions', f'setting {describe(changes)} on {directory}', apply))
 
     def needs_restart(self, before: Snapshot, merged) -> bool:
         """Permissions never need a restart: they are applied to the directory directly."""
