@@ -47,17 +47,19 @@ def numeric_id(value, option: str, lookup) -> str:
         raise KvmError(f'{option}: no such user or group {text!r} on the managed host') from None
 
 
-def permissions_element(parent: ET.Element, spec: dict, option: str) -> None:
-    """Add ``<permissions>`` for the owner/group/mode in ``spec`` (if any is set)."""
+def permissions_element(parent: ET.Element, spec: dict, option: str | None) -> None:
+    """Add ``<permissions>`` for the owner/group/mode in ``spec`` (if any is set); ``option``
+    prefixes the option names in errors (``target`` -> ``target.mode``)."""
+    option = f'{option}.' if option else ''
     if not spec or all(spec.get(key) is None for key in ('owner', 'group', 'mode')):
         return
     perms = _xml.sub_element(parent, 'permissions')
     if spec.get('mode') is not None:
-        _xml.sub_element(perms, 'mode', octal_mode(spec['mode'], f'{option}.mode'))
+        _xml.sub_element(perms, 'mode', octal_mode(spec['mode'], f'{option}mode'))
     if spec.get('owner') is not None:
-        _xml.sub_element(perms, 'owner', numeric_id(spec['owner'], f'{option}.owner', lambda n: pwd.getpwnam(n).pw_uid))
+        _xml.sub_element(perms, 'owner', numeric_id(spec['owner'], f'{option}owner', lambda n: pwd.getpwnam(n).pw_uid))
     if spec.get('group') is not None:
-        _xml.sub_element(perms, 'group', numeric_id(spec['group'], f'{option}.group', lambda n: grp.getgrnam(n).gr_gid))
+        _xml.sub_element(perms, 'group', numeric_id(spec['group'], f'{option}group', lambda n: grp.getgrnam(n).gr_gid))
 
 
 def permission_changes(path: str, wanted) -> dict:

@@ -18,6 +18,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Action, Plan, Resource, Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import volume_info
 
 POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'disk', 'iscsi')
 
@@ -284,13 +285,20 @@ def definition_facts(definition) -> dict:
     return {'type': definition.get('type'), 'target': definition.findtext('target/path')}
 
 
-def pool_info(handle, with_volumes: bool = True) -> dict:
-    """Everything kvm_pool and kvm_pool_info return about one pool."""
+def pool_info(handle, volume_details: bool = False) -> dict:
+    """Everything kvm_pool and kvm_pool_info return about one pool; ``volumes`` lists the
+    volume names, or with ``volume_details`` each volume's facts (sizes, format, backing store)."""
     state, capacity, allocation, available = handle.info()
     active = bool(handle.isActive())
     live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt pool XML')
     definition = inactive_xml(handle, active, live)
-    volumes = sorted(handle.listVolumes()) if active and with_volumes else None
+    if not active:
+        volumes = None
+    elif volume_details:
+        volumes = [volume_info(volume, handle.name())
+                   for volume in sorted(handle.listAllVolumes(0), key=lambda volume: volume.name())]
+    else:
+        volumes = sorted(handle.listVolumes())
     return {
         'name': handle.name(),
         'uuid': handle.UUIDString(),
@@ -309,7 +317,7 @@ def pool_info(handle, with_volumes: bool = True) -> dict:
     }
 
 
-def list_pools(conn, name: str | None = None) -> list:
+def list_pools(conn, name: str | None = None, volume_details: bool = False) -> list:
     """kvm_pool_info: one pool (none when missing) or every pool, read with one bulk call."""
     if name is not None:
         try:
@@ -323,7 +331,7 @@ def list_pools(conn, name: str | None = None) -> list:
     found = []
     for handle in handles:
         try:
-            found.append(pool_info(handle))
+            found.append(pool_info(handle, volume_details))
         except libvirt.libvirtError as err:
             if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
                 raise  # else it was removed while we read: not there any more

@@ -33,9 +33,14 @@ class Snapshot:
     autostart: bool = False
     persistent: bool = False
     handle: object = None  # the libvirt object
+    facts: dict | None = None  # the small state dict of the diff, when not STATE_KEYS
 
     def state(self) -> dict:
-        return {key: getattr(self, key) for key in STATE_KEYS} if self.exists else {}
+        if not self.exists:
+            return {}
+        if self.facts is not None:
+            return dict(self.facts)
+        return {key: getattr(self, key) for key in STATE_KEYS}
 
 
 @dataclass

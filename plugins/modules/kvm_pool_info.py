@@ -23,6 +23,13 @@ options:
       - Only this pool. A pool that does not exist gives an empty RV(pools) list.
       - When not set, every pool (active and inactive, persistent and transient).
     type: str
+  volumes:
+    description:
+      - V(false) lists each active pool's volumes by name in RV(pools[].volumes).
+      - V(true) lists each volume with its details instead (name, path, format, capacity,
+        allocation, backing store), reading every volume's definition.
+    type: bool
+    default: false
 seealso:
   - module: hypervisor.kvm.kvm_pool
 '''
@@ -39,9 +46,10 @@ EXAMPLES = r'''
   loop_control:
     label: "{{ item.name }}"
 
-- name: Read one pool
+- name: Read one pool with the details of its volumes
   hypervisor.kvm.kvm_pool_info:
     name: images
+    volumes: true
   register: images
 
 - name: Fail when the pool is missing
@@ -98,9 +106,14 @@ pools:
       description: Number of volumes (null while inactive).
       type: int
     volumes:
-      description: Volume names (null while inactive).
+      description:
+        - The volumes of an active pool (null while inactive), sorted by name. Their names, or
+          with O(volumes=true) dicts with C(name), C(pool), C(path), C(key), C(type), C(format),
+          C(capacity) and C(allocation) in bytes, C(backing_store) (C(path), C(format), or null)
+          and C(xml), as M(hypervisor.kvm.kvm_volume) returns them.
       type: list
-      elements: str
+      elements: raw
+      sample: [base.qcow2, web1.qcow2]
     xml:
       description: The persistent (inactive) definition.
       type: str
@@ -121,14 +134,15 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import fi
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(**connection_argument_spec(), name=dict(type='str')),
+        argument_spec=dict(**connection_argument_spec(), name=dict(type='str'),
+                           volumes=dict(type='bool', default=False)),
         supports_check_mode=True,
     )
     ensure_libvirt(module)
     result, failure = None, None
     try:
         with connect(module.params['uri']) as conn, guard('reading storage pools'):
-            result = {'changed': False, 'pools': list_pools(conn, module.params['name'])}
+            result = {'changed': False, 'pools': list_pools(conn, module.params['name'], module.params['volumes'])}
     except KvmError as err:
         failure = err
     finish(module, result, failure)

@@ -48,7 +48,10 @@ def _reset(connection):
     """Remove what tests created: module runs that ended in SystemExit keep libvirt handles
     alive in tracebacks, which keeps the test driver's state alive between tests."""
     for pool in connection.listAllStoragePools():
-        if pool.name() != 'default-pool':
+        if pool.name() == 'default-pool':
+            for volume in pool.listAllVolumes():
+                volume.delete(0)
+        else:
             if pool.isActive():
                 pool.destroy()
             if pool.isPersistent():
