@@ -65,12 +65,15 @@ class Plan:
         self.actions.append(Action(name, describe, run))
 
 
-def diff_text(snapshot: Snapshot) -> str:
-    """One side of ``--diff``: the small state dict, then the inactive XML."""
+def diff_text(snapshot: Snapshot, display=None) -> str:
+    """One side of ``--diff``: the small state dict, then the inactive XML (through ``display``,
+    which hides secrets)."""
     if not snapshot.exists:
         return ''
-    lines = [f'{key}: {str(value).lower()}' for key, value in snapshot.state().items()]
-    return '\n'.join(lines) + '\n' + _xml.to_text(snapshot.xml)
+    lines = [f'{key}: {str(value).lower() if isinstance(value, bool) else value}'
+             for key, value in snapshot.state().items()]
+    element = display(snapshot.xml) if display else snapshot.xml
+    return '\n'.join(lines) + ('\n' if lines else '') + _xml.to_text(element)
 
 
 class Resource:
@@ -109,6 +112,10 @@ class Resource:
     # ---- reading -------------------------------------------------------------------------
     def label(self) -> str:
         return f"{self.kind} '{self.name}'"
+
+    def display(self, element):
+        """A definition as shown to people (diff, returned xml): secrets hidden where any."""
+        return element
 
     def clean(self, element):
         """Normalise a definition for comparison: volatile parts removed, layout ignored."""
@@ -221,8 +228,8 @@ class Resource:
             'restart_required': plan.restart_required,
             self.result_key: self.result_info(before, plan, final),
             'diff': {
-                'before': diff_text(before),
-                'after': diff_text(plan.after),
+                'before': diff_text(before, self.display),
+                'after': diff_text(plan.after, self.display),
                 'before_header': f'{self.label()} (before)',
                 'after_header': f'{self.label()} (after)',
             },
@@ -241,8 +248,9 @@ class Resource:
         predicted = self.info(before) if before.exists else {'name': self.name, 'uuid': None}
         predicted.update(self.definition_facts(plan.after.xml))
         predicted.update(plan.after.state())
-        predicted['state'] = 'active' if plan.after.active else 'inactive'
-        predicted['xml'] = _xml.to_text(plan.after.xml)
+        if plan.after.facts is None:
+            predicted['state'] = 'active' if plan.after.active else 'inactive'
+        predicted['xml'] = _xml.to_text(self.display(plan.after.xml))
         return predicted
 
     # ---- to implement per resource ------------------------------------------------------

@@ -1,0 +1,153 @@
+#!/usr/bin/python
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: kvm_domain_info
+short_description: Read libvirt domains (guests), fast even with hundreds of them
+version_added: 0.1.0
+description:
+  - Returns one domain or all of them.
+  - All domains are read with a constant number of libvirt calls (the bulk domain statistics
+    and flag-filtered listings), whatever their number, giving name, uuid, power state and reason,
+    autostart, persistent, vcpus, memory, disks (target, path, capacity of running guests),
+    managed save and snapshots.
+  - With O(details=true) (the default when O(name) is given), each domain's definition is read
+    too (one call per domain) for interfaces with MACs and addresses (DHCP leases or guest
+    agent), disk buses and formats, the snapshot count and the XML.
+author:
+  - hypervisor.kvm maintainers (@hypervisor-kvm)
+extends_documentation_fragment:
+  - hypervisor.kvm.connection
+  - hypervisor.kvm.requirements
+  - hypervisor.kvm.attributes.INFO_MODULE
+options:
+  name:
+    description: Only this domain. A domain that does not exist gives an empty RV(domains) list.
+    type: str
+  details:
+    description:
+      - Read each domain's definition for interfaces, addresses, disk details, snapshot count and XML.
+      - Default V(true) with O(name), V(false) without (the bulk summary).
+    type: bool
+seealso:
+  - module: hypervisor.kvm.kvm_domain
+'''
+
+EXAMPLES = r'''
+- name: Summary of every guest (a constant number of libvirt calls)
+  hypervisor.kvm.kvm_domain_info:
+  register: guests
+
+- name: Running guests
+  ansible.builtin.debug:
+    msg: "{{ guests.domains | selectattr('state', 'eq', 'running') | map(attribute='name') | list }}"
+
+- name: One guest in detail, with its addresses
+  hypervisor.kvm.kvm_domain_info:
+    name: web1
+  register: web1
+
+- name: Every guest in detail
+  hypervisor.kvm.kvm_domain_info:
+    details: true
+  register: all_details
+'''
+
+RETURN = r'''
+domains:
+  description: The domains, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Domain name.
+      type: str
+    uuid:
+      description: Domain UUID.
+      type: str
+    state:
+      description: V(running), V(paused), V(shutoff), V(crashed) or V(pmsuspended).
+      type: str
+    state_reason:
+      description: Why (booted, shutdown, destroyed, user, crashed...).
+      type: str
+    autostart:
+      description: Whether it starts with libvirt.
+      type: bool
+    persistent:
+      description: Whether it has a persistent definition.
+      type: bool
+    vcpus:
+      description: Current vcpus.
+      type: int
+    max_vcpus:
+      description: Maximum vcpus.
+      type: int
+    memory:
+      description: Current memory in bytes.
+      type: int
+    max_memory:
+      description: Maximum memory in bytes.
+      type: int
+    disks:
+      description:
+        - Disks. Summary - C(target), C(path), C(capacity) (bytes, running guests). Details - C(device),
+          C(path), C(pool), C(volume), C(target), C(bus), C(format).
+      type: list
+      elements: dict
+    has_managed_save:
+      description: Whether a managed save image exists.
+      type: bool
+    has_snapshots:
+      description: Whether it has snapshots (summary).
+      type: bool
+    virt_type:
+      description: V(kvm) or V(qemu) (details).
+      type: str
+    interfaces:
+      description: Interfaces with C(type), C(mac), C(network), C(bridge), C(device), C(model), C(addresses) (details).
+      type: list
+      elements: dict
+    snapshot_count:
+      description: Number of snapshots (details).
+      type: int
+    xml:
+      description: The persistent definition, passwords masked (details).
+      type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import list_domains
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    connect,
+    connection_argument_spec,
+    ensure_libvirt,
+    guard,
+)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import finish
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(**connection_argument_spec(), name=dict(type='str'), details=dict(type='bool')),
+        supports_check_mode=True,
+    )
+    ensure_libvirt(module)
+    result, failure = None, None
+    try:
+        with connect(module.params['uri']) as conn, guard('reading domains'):
+            domains = list_domains(conn, module.params['name'], module.params['details'])
+            result = {'changed': False, 'domains': domains}
+    except KvmError as err:
+        failure = err
+    finish(module, result, failure)
+
+
+if __name__ == '__main__':
+    main()
