@@ -18,7 +18,12 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardwa
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import mac_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
-from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, format_size, parse_size
+from ansible_collections.hypervisor.kvm.plugins.module_utils._units import (
+    bytes_to_kib,
+    format_size,
+    parse_size,
+    unit_factor,
+)
 
 DOMAIN_STATES = ('present', 'running', 'shutdown', 'destroyed', 'paused', 'absent')
 # virDomainState -> the names kvm_domain and kvm_domain_info report
@@ -86,8 +91,8 @@ def project(definition) -> ET.Element:
             if target_parent is None:
                 continue
             for element in parent.findall(tag):
-                copied = ET.SubElement(target_parent, tag, {a: element.get(a) for a in attributes
-                                                             if element.get(a) is not None})
+                kept = {a: element.get(a) for a in attributes if element.get(a) is not None}
+                copied = ET.SubElement(target_parent, tag, kept)
                 if with_text and (element.text or '').strip():
                     copied.text = element.text.strip()
                 mapping[id(element)] = copied
@@ -515,6 +520,18 @@ class Domain(Resource):
     def display(self, element):
         return mask_secrets(element)
 
+    def clean(self, element):
+        """Normalised, with memory sizes in KiB as libvirt writes them (``<memory unit='MiB'>64``)."""
+        element = super().clean(element)
+        for tag in ('memory', 'currentMemory', 'maxMemory'):
+            size = element.find(tag) if element is not None else None
+            if size is not None and size.text and size.get('unit', 'KiB') != 'KiB':
+                factor = unit_factor(size.get('unit'))
+                if factor:
+                    size.text = str(bytes_to_kib(int(size.text) * factor))
+                    size.set('unit', 'KiB')
+        return element
+
     def info(self, snapshot: Snapshot) -> dict:
         facts = domain_info(self.conn, snapshot.handle)
         if self.waited_interfaces is not None:
@@ -561,6 +578,7 @@ class Domain(Resource):
     def plan_absent(self, before: Snapshot) -> Plan:
         plan = Plan()
         plan.after.facts = {}
+        self.warnings_extra = plan.warnings
         if not before.exists:
             return plan
         handle = before.handle
@@ -626,6 +644,7 @@ class Domain(Resource):
         desired = self.clean(self.desired_xml(before))
         merged = self.clean(_xml.merge(desired, before.xml, self.authoritative))
         plan = Plan(desired=desired)
+        self.warnings_extra = plan.warnings
         plan.warnings.extend(getattr(self, 'builder_warnings', []))
         handle = {'object': before.handle}
 
@@ -680,7 +699,6 @@ class Domain(Resource):
         after = plan.after
         after.exists, after.persistent, after.xml = True, True, merged
         after.facts = {'state': final, 'autostart': after_autostart, 'persistent': True}
-        plan.warnings.extend(self.warnings_extra)
         return plan
 
     def needs_restart(self, before: Snapshot, merged, live_done: set) -> bool:
@@ -731,8 +749,8 @@ class Domain(Resource):
         for tag in ('interface', 'disk'):
             want = [(project_device(e), e) for e in merged.findall(f'devices/{tag}')]
             have = [(project_device(e), e) for e in live.findall(f'devices/{tag}')]
-            want_keys = [key for key, _ in want]
-            have_keys = [key for key, _ in have]
+            want_keys = [pair[0] for pair in want]
+            have_keys = [pair[0] for pair in have]
             to_detach = [element for key, element in have if key not in want_keys]
             to_attach = [element for key, element in want if key not in have_keys]
             if not to_detach and not to_attach:
