@@ -19,7 +19,7 @@ VENV_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements-dev.txt | cut -c1-16
 export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
 
 .PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
-	test-integration test-molecule sanity lint test demo demo-clean
+	test-integration test-molecule sanity lint test demo demo-clean tiny-guest
 
 help: ## list the targets
 	@echo "hypervisor.kvm: make <target>"
@@ -64,6 +64,9 @@ lint: $(VENV_STAMP) ## ruff check, then ansible-lint --profile production on rol
 
 test: ## everything: deps, venv, libvirt-start, then every test tier and the linters, with a summary
 	@MAKE="$(MAKE)" $(TIMED) test $(UTILS)/test-all.sh
+
+tiny-guest: ## build (or reuse) the tiny test guest, a Debian kernel + busybox initramfs, in .cache/tiny-guest
+	@$(TIMED) tiny-guest $(UTILS)/build-tiny-guest.sh
 
 demo: deps $(VENV_STAMP) libvirt-start ## the main job: for now a pool and a NAT network (guests arrive with provisioning)
 	@$(TIMED) demo $(UTILS)/demo.sh
