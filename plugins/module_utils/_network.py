@@ -177,7 +177,7 @@ class Network(Resource):
             if desired.tag != 'network':
                 raise KvmError(f'xml: expected a <network> document, got <{desired.tag}>')
             return desired
-        current = before.xml if before.exists else None
+        current = self.current_definition = before.xml if before.exists else None
         mode = params.get('forward') or (forward_mode(current) if current is not None else 'isolated')
         net = ET.Element('network')
         _xml.sub_element(net, 'name', self.name)
@@ -189,7 +189,7 @@ class Network(Resource):
             _xml.sub_element(net, 'mtu', size=params['mtu'])
         if params.get('domain'):
             _xml.sub_element(net, 'domain', name=params['domain'])
-        self.add_dns(net, params.get('dns'))
+        self.add_dns(net, params.get('dns'), current)
         self.add_addresses(net, mode, current)
         return net
 
@@ -237,10 +237,16 @@ class Network(Resource):
                 raise KvmError(f"bridge.delay: {bridge['delay']!r} is not a number of seconds") from None
         _xml.sub_element(net, 'bridge', **attrs)
 
-    def add_dns(self, net, dns: dict | None) -> None:
+    def add_dns(self, net, dns: dict | None, current) -> None:
         if not dns:
             return
         element = _xml.sub_element(net, 'dns')
+        self.add_dns_entries(element, dns)
+        if not len(element) and not element.attrib and (current is None or current.find('dns') is None):
+            # Nothing asked and nothing to remove: libvirt drops an empty <dns/>, so leave it out.
+            net.remove(element)
+
+    def add_dns_entries(self, element, dns: dict) -> None:
         if dns.get('enable') is not None:
             element.set('enable', 'yes' if dns['enable'] else 'no')
         for index, forwarder in enumerate(dns.get('forwarders') or []):
@@ -294,13 +300,23 @@ class Network(Resource):
                     if (ip.get('family') == 'ipv6') == (version == 6):
                         net.append(copy.deepcopy(ip))
 
+    def current_form(self, interface) -> str | None:
+        """'netmask' when the network has this very subnet written as a netmask: the same subnet
+        given as a prefix is then not a change (and the other way round)."""
+        current = self.current_definition
+        for ip in current.findall('ip') if current is not None else []:
+            if ip.get('address') == str(interface.ip) and _subnet(ip) == interface.network:
+                return 'netmask' if ip.get('netmask') else 'prefix'
+        return None
+
     def ip_element(self, block: dict, version: int):
         option = f'ipv{version}'
         interface = ip_interface(block, option, version)
         dhcp = block.get('dhcp') or {}
         check_dhcp(dhcp, interface, option, version)
         attrs = {'family': 'ipv6' if version == 6 else None, 'address': str(interface.ip)}
-        if block.get('netmask') is not None:
+        form = self.current_form(interface)
+        if form == 'netmask' or form is None and block.get('netmask') is not None:
             attrs['netmask'] = str(interface.netmask)
         else:
             attrs['prefix'] = interface.network.prefixlen

@@ -12,7 +12,8 @@ Comparison rules (DESIGN.md, the module contract):
 * children with the same tag are matched in order; a group of children named in
   ``authoritative`` (tag paths relative to the root, e.g. ``ip/dhcp/host``) is a list the user
   owns: items the desired document lacks are drift and are removed by :func:`merge`, even when
-  the desired document has none of them (as long as it has their parent).
+  the desired document has none of them (as long as it has their parent); :func:`merge` gives
+  its items exactly the desired attributes.
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ def _merge_into(target: ET.Element, desired: ET.Element, authoritative, relpath:
         present = [c for c in target if c.tag == tag]
         if childpath in authoritative:
             for want, have in zip(wanted, present):
+                # the user describes these items whole: their attributes are exactly the desired
+                # ones (prefix replaces netmask, a dropped name goes), children still merge
+                have.attrib.clear()
                 _merge_into(have, want, authoritative, childpath)
             for have in present[len(wanted):]:
                 target.remove(have)

@@ -203,3 +203,26 @@ def test_network_without_a_bridge_does_not_crash_info(conn, run_module):
                           "<interface dev='eth0'/></forward></network>")
     result = run_module(kvm_network_info.main, {'uri': URI, 'name': 'kvmtest-macvtap'})
     assert result['networks'][0]['bridge'] is None and result['networks'][0]['forward'] == 'bridge'
+
+
+def test_removing_the_last_dns_entries_converges(conn, run_module):
+    args = {'uri': URI, 'name': 'kvmtest-dns', 'forward': 'isolated', 'ipv4': {'address': '10.244.0.1', 'prefix': 24},
+            'dns': {'txt': [{'name': 'kvmtest', 'value': 'v'}]}, 'state': 'present'}
+    run_module(kvm_network.main, args)
+    emptied = dict(args, dns={'txt': []})
+    assert run_module(kvm_network.main, emptied)['actions'] == ['define']
+    assert '<txt' not in conn.networkLookupByName('kvmtest-dns').XMLDesc(0)
+    assert not run_module(kvm_network.main, emptied)['changed']
+
+
+def test_prefix_and_netmask_of_the_same_subnet_are_the_same(conn, run_module):
+    args = {'uri': URI, 'name': 'kvmtest-mask', 'ipv4': {'address': '10.245.0.1', 'prefix': 24}}
+    run_module(kvm_network.main, args)
+    same = dict(args, ipv4={'address': '10.245.0.1', 'netmask': '255.255.255.0'})
+    assert not run_module(kvm_network.main, same)['changed']
+    other = dict(args, ipv4={'address': '10.245.0.1', 'netmask': '255.255.0.0'})
+    check = run_module(kvm_network.main, other, check_mode=True)
+    result = run_module(kvm_network.main, other)
+    assert not result['failed'] and result['actions'] == check['actions'] == ['define']
+    assert result['diff'] == check['diff'] and 'prefix' not in result['diff']['after'].split('<ip ')[1].split('>')[0]
+    assert not run_module(kvm_network.main, other)['changed']
