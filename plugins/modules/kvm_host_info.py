@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: kvm_host_info
+short_description: Whether a Linux machine can be a KVM host, and why not
+version_added: 0.1.0
+description:
+  - Reads the CPU's virtualization support (Intel VT-x C(vmx), AMD-V C(svm)), whether the machine
+    is itself a VM, C(/dev/kvm) (present, usable by asking C(KVM_GET_API_VERSION), owner, group,
+    mode), the KVM provider module (kvm_intel, kvm_amd, or another such as kvm_pvm), whether
+    modules are built in or loadable, nested virtualization, IOMMU, hugepages, C(/dev/vhost-net)
+    and C(/dev/net/tun), from /proc and /sys without running any command.
+  - RV(virt_mode) says V(kvm) (KVM usable) or V(qemu) (emulation only), with the reason in plain
+    words; RV(auto_virt_type) is the type M(hypervisor.kvm.kvm_domain) picks for
+    O(hypervisor.kvm.kvm_domain#module:virt_type=auto).
+  - When libvirt is reachable, adds its version, the QEMU version, domain types, machine types
+    and UEFI firmware availability. Works without libvirt-python (hardware facts only), so it can
+    run before anything is installed.
+author:
+  - hypervisor.kvm maintainers (@hypervisor-kvm)
+extends_documentation_fragment:
+  - hypervisor.kvm.connection
+  - hypervisor.kvm.attributes.INFO_MODULE
+options:
+  libvirt:
+    description: Also ask libvirt (when libvirt-python is there and libvirt answers).
+    type: bool
+    default: true
+notes:
+  - Without libvirt-python or a running libvirt, RV(libvirt) says C(reachable=false) with the C(reason).
+'''
+
+EXAMPLES = r'''
+- name: Can this machine run KVM guests?
+  hypervisor.kvm.kvm_host_info:
+  register: host
+
+- name: Say why not
+  ansible.builtin.debug:
+    msg: "{{ host.virt_mode }}: {{ host.virt_mode_reason }}"
+
+- name: Refuse to go on without hardware virtualization
+  ansible.builtin.assert:
+    that: host.virt_mode == 'kvm'
+    fail_msg: "{{ host.virt_mode_reason }}"
+  when: require_kvm | default(false)
+'''
+
+RETURN = r'''
+virt_mode:
+  description: V(kvm) when KVM is usable on the host, V(qemu) when only emulation is.
+  returned: always
+  type: str
+  sample: kvm
+virt_mode_reason:
+  description: Why, in plain words.
+  returned: always
+  type: str
+  sample: "vmx virtualization with kvm_intel: /dev/kvm is usable"
+auto_virt_type:
+  description:
+    - The domain type O(hypervisor.kvm.kvm_domain#module:virt_type=auto) picks; V(qemu) also when
+      KVM comes from a paravirtual provider (kvm_pvm), under which stock guest kernels hang.
+  returned: always
+  type: str
+cpu:
+  description: C(vendor), C(model), C(virt_flag) (vmx, svm, sie or null), C(hypervisor_flag).
+  returned: always
+  type: dict
+inside_vm:
+  description: Whether this machine is itself a virtual machine (hypervisor CPU flag or DMI).
+  returned: always
+  type: bool
+dmi:
+  description: C(sys_vendor) and C(product_name) from DMI (null where there is no DMI).
+  returned: always
+  type: dict
+kvm:
+  description:
+    - C(/dev/kvm) facts (C(present), C(usable), C(api_version), C(owner), C(group), C(mode)), the
+      C(provider) module, C(module) and C(provider_module) (loaded, builtin or absent),
+      C(loadable_modules) (whether the kernel supports loadable modules) and C(nested).
+  returned: always
+  type: dict
+iommu:
+  description: C(enabled) and the number of IOMMU C(groups).
+  returned: always
+  type: dict
+hugepages:
+  description: C(total), C(free) and C(size_kib).
+  returned: always
+  type: dict
+vhost_net:
+  description: Whether /dev/vhost-net exists.
+  returned: always
+  type: bool
+tun:
+  description: Whether /dev/net/tun exists.
+  returned: always
+  type: bool
+libvirt:
+  description:
+    - C(reachable), and when it is C(uri), C(libvirt_version), C(hypervisor_version) (QEMU),
+      C(host_arch), C(domain_types), C(guests) (per arch domain types and machine types),
+      C(firmware), C(uefi_available), C(uefi_loaders); else C(reason).
+  returned: always
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_facts, libvirt_facts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(**_libvirt.connection_argument_spec(), libvirt=dict(type='bool', default=True)),
+        supports_check_mode=True,
+    )
+    result = dict(changed=False, **hardware_facts())
+    if not module.params['libvirt']:
+        result['libvirt'] = {'reachable': False, 'reason': 'not asked (libvirt: false)'}
+    elif not _libvirt.HAS_LIBVIRT:
+        result['libvirt'] = {'reachable': False, 'reason': 'libvirt-python is not installed on this host'}
+    else:
+        try:
+            with _libvirt.connect(module.params['uri']) as conn, _libvirt.guard('reading libvirt capabilities'):
+                result['libvirt'] = libvirt_facts(conn)
+        except KvmError as err:
+            result['libvirt'] = {'reachable': False, 'reason': err.msg}
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
