@@ -124,7 +124,7 @@ def _render(value, header: str = '') -> bytes:
     if isinstance(value, str):
         return value.encode()
     if yaml is not None:
-        text = yaml.safe_dump(value, default_flow_style=False, sort_keys=False)
+        text = yaml.safe_dump(value, default_flow_style=False, sort_keys=False, width=4096)
     else:
         text = json.dumps(value, indent=2) + '\n'
     return (header + text).encode()
@@ -305,9 +305,13 @@ class Volume(Resource):
             return self.plan_absent(before)
         plan = Plan()
         plan.after.exists, plan.after.persistent, plan.after.facts = True, True, {}
-        if before.exists and self.params.get('recreate') and any(self.params.get(o) for o in CONTENT_OPTIONS):
-            self.plan_delete(before, plan, 'delete', f'deleting {self.label()} to recreate it')
-            before = Snapshot()
+        if before.exists and self.params.get('recreate'):
+            reason = self.recreate_reason(before)
+            if reason:
+                self.previous_capacity = volume_info(before.handle, self.pool_name)['capacity']
+                self.plan_delete(before, plan, 'delete', f'deleting {self.label()} to recreate it ({reason})')
+                plan.extra['recreated'] = reason
+                before = Snapshot()
         if not before.exists:
             self.plan_create(plan)
         else:
@@ -316,6 +320,37 @@ class Volume(Resource):
             plan.after.facts = {'content': seed_digest(self.files)}
         self.plan_actions = plan.actions
         return plan
+
+    def recreate_reason(self, before: Snapshot) -> str | None:
+        """Why ``recreate: true`` replaces the existing volume, or None when its content already
+        comes from what is asked (so a second run destroys nothing)."""
+        params = self.params
+        current = volume_info(before.handle, self.pool_name)
+        wanted_format = params.get('format') or (self.xml_definition().find('target/format').get('type')
+                                                  if params.get('xml') and self.xml_definition().find('target/format')
+                                                  is not None else None)
+        if wanted_format and current['format'] and wanted_format != current['format'] and self.files is None:
+            return f"format {current['format']} -> {wanted_format}"
+        if params.get('backing_volume'):
+            facts = self.source_volume('backing_volume', 'backing_pool')[1]
+            have = (current['backing_store'] or {}).get('path')
+            return None if have == facts['path'] else f"backing store {have} -> {facts['path']}"
+        if params.get('clone_from'):
+            facts = self.source_volume('clone_from', 'clone_pool')[1]
+            same = facts['capacity'] <= current['capacity'] and (wanted_format or facts['format']) == current['format']
+            return None if same else f"not a copy of {facts['path']}"
+        if params.get('upload_from'):
+            checksum = parse_checksum(params.get('checksum'))
+            local = current['type'] == 'file' and is_local_uri(self.conn.getURI()) and os.path.isfile(current['path'])
+            if checksum and local and file_digest(current['path'], checksum[0]) == checksum[1]:
+                return None
+            if not checksum:
+                return None  # nothing tells the content apart: keep it (documented)
+            return f"content differs from {params['checksum']}" if local else 'content cannot be compared remotely'
+        return None
+
+    def xml_definition(self):
+        return _xml.parse_xml(self.params['xml'], 'xml')
 
     def check_options(self) -> None:
         given = [option for option in CONTENT_OPTIONS if self.params.get(option)]
@@ -357,9 +392,10 @@ class Volume(Resource):
         elif self.files is not None:
             self.plan_seed(plan)
         else:
-            if not params.get('capacity'):
+            capacity = self.capacity() or getattr(self, 'previous_capacity', None)
+            if not capacity:
                 raise KvmError(f'capacity: required to create {self.label()} (or give a source of content)')
-            self.add_create(plan, self.volume_xml(self.capacity(), params.get('format') or self.default_format()))
+            self.add_create(plan, self.volume_xml(capacity, params.get('format') or self.default_format()))
 
     def capacity(self):
         if self.params.get('capacity') is None:
@@ -380,6 +416,8 @@ class Volume(Resource):
         target = _xml.sub_element(volume, 'target')
         if fmt:
             _xml.sub_element(target, 'format', type=fmt)
+        if fmt == 'qcow2':
+            _xml.sub_element(target, 'compat', '1.1')  # qcow2 v3, not libvirt's default v2 (0.10)
         permissions_element(target, self.params, None)
         if backing is not None:
             store = _xml.sub_element(volume, 'backingStore')
@@ -456,16 +494,24 @@ class Volume(Resource):
         else:
             if not os.path.isfile(source):
                 raise KvmError(f'upload_from: {source} is not a file on the managed host')
-            if checksum and file_digest(source, checksum[0]) != checksum[1]:
-                raise KvmError(f'upload_from: the checksum of {source} does not match {self.params["checksum"]}')
+            actual = file_digest(source, checksum[0]) if checksum else None
+            if checksum and actual != checksum[1]:
+                raise KvmError(f'upload_from: the checksum of {source} does not match: expected '
+                               f'{checksum[0]}:{checksum[1]}, got {checksum[0]}:{actual}')
             facts, path = image_facts(source), source
         wanted = self.params.get('format') or facts['format']
         converting = wanted != facts['format']
-        plan.after.xml = self.clean(self.volume_xml(max(self.capacity() or 0, facts['capacity'] or 0), wanted))
+        size = max(self.capacity() or 0, facts['capacity'] or 0)
+        plan.after.xml = self.clean(self.volume_xml(size, wanted))
+        if not size:  # a URL not downloaded yet: the size is not known before the download
+            plan.after.xml.remove(plan.after.xml.find('capacity'))
         plan.add('upload', f'uploading {path} into {self.label()}', lambda: self.upload_image(path, wanted))
         if converting:
             plan.add('convert', f"converting {self.label()} from {facts['format']} to {wanted}",
                      lambda: self.finish_conversion(wanted))
+        if facts['capacity'] and (self.capacity() or 0) > facts['capacity']:
+            plan.add('resize', f"resizing {self.label()} from {format_size(facts['capacity'])} to "
+                     f"{format_size(self.capacity())}", lambda: self.find(self.name).resize(self.capacity(), 0))
 
     def upload_image(self, path: str, wanted: str) -> None:
         """Create the volume from a local image. When the image's format is not the wanted one,
@@ -504,6 +550,9 @@ class Volume(Resource):
         self.grow_to_capacity(volume, self.temporary_capacity)
 
     def grow_to_capacity(self, volume, size: int) -> None:
+        """Grow an upload to ``capacity`` when the plan could not know it needed to (a download)."""
+        if any(action.name == 'resize' for action in self.plan_actions):
+            return
         if (self.capacity() or 0) > size:
             volume.resize(self.capacity(), 0)
 
@@ -521,11 +570,18 @@ class Volume(Resource):
     def plan_seed(self, plan: Plan) -> None:
         image = build_seed_iso(self.files)
         definition = self.volume_xml(len(image), 'raw')
-        plan.after.xml = self.clean(definition)
+        plan.after.xml = self.as_libvirt_reports_seeds(self.clean(definition))
         plan.add('create', f'creating {self.label()}',
                  lambda: self.pool.createXML(_xml.to_text(definition, pretty=False), 0))
         plan.add('upload', f'writing the cloud-init seed into {self.label()}',
                  lambda: self.write_bytes(self.find(self.name), image))
+
+    def as_libvirt_reports_seeds(self, definition):
+        """libvirt probes a file volume holding an ISO 9660 image as format 'iso'."""
+        fmt = definition.find('target/format')
+        if fmt is not None and self.default_format() == 'qcow2':  # a file-based pool
+            fmt.set('type', 'iso')
+        return definition
 
     def write_bytes(self, volume, data: bytes) -> None:
         stream = self.conn.newStream(0)
@@ -548,10 +604,22 @@ class Volume(Resource):
         current = volume_info(before.handle, self.pool_name)
         plan.after.xml = before.xml
         fmt = params.get('format')
+        capacity = self.capacity()
+        if params.get('xml'):
+            definition = self.xml_definition()
+            fmt = fmt or (definition.find('target/format').get('type')
+                          if definition.find('target/format') is not None else None)
+            capacity = libvirt_size(definition.find('capacity'))
+            ignored = ('capacity', 'allocation', 'target/format', 'target/permissions', 'name')
+            rest = _xml.differences(_xml.remove_paths(self.clean(definition), ignored),
+                                    _xml.remove_paths(_xml.normalise(before.xml), ignored))
+            if rest:
+                plan.warnings.append(f"{self.label()} exists; libvirt cannot redefine a volume, so these parts "
+                                     f"of xml are not applied (recreate: true replaces it): {'; '.join(rest)}")
         # libvirt reports a seed's raw ISO as format 'iso': seeds are compared by content instead
         if fmt and current['format'] and fmt != current['format'] and self.files is None:
             raise KvmError(f"format: {self.label()} is {current['format']}, not {fmt}; formats are not converted "
-                           "in place (set recreate: true to replace the volume, which destroys its content)")
+                           "in place (recreate: true replaces the volume with a new one, destroying its content)")
         if params.get('backing_volume'):
             _base, facts = self.source_volume('backing_volume', 'backing_pool')
             have = (current['backing_store'] or {}).get('path')
@@ -561,7 +629,6 @@ class Volume(Resource):
         if self.files is not None:
             self.plan_seed_update(before, plan, current)
             return
-        capacity = self.capacity()
         if capacity is not None and capacity != current['capacity']:
             if capacity < current['capacity'] and not params.get('allow_shrink'):
                 raise KvmError(
@@ -591,6 +658,15 @@ class Volume(Resource):
             return
         changes = permission_changes(current['path'], wanted)
         if changes:
+            after = _xml.normalise(plan.after.xml)
+            target = after.find('target')
+            permissions = target.find('permissions') if target is not None else None
+            if permissions is not None:
+                for key, value in changes.items():
+                    element = permissions.find(key)
+                    if element is not None:
+                        element.text = f'{value:04o}' if key == 'mode' else str(value)
+                plan.after.xml = after
             plan.add('set-permissions', f"setting {describe(changes)} on {current['path']}",
                      lambda: set_permissions(current['path'], changes))
 
