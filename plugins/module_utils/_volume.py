@@ -326,9 +326,9 @@ class Volume(Resource):
         comes from what is asked (so a second run destroys nothing)."""
         params = self.params
         current = volume_info(before.handle, self.pool_name)
-        wanted_format = params.get('format') or (self.xml_definition().find('target/format').get('type')
-                                                  if params.get('xml') and self.xml_definition().find('target/format')
-                                                  is not None else None)
+        wanted_format = params.get('format')
+        if not wanted_format and params.get('xml') and self.xml_definition().find('target/format') is not None:
+            wanted_format = self.xml_definition().find('target/format').get('type')
         if wanted_format and current['format'] and wanted_format != current['format'] and self.files is None:
             return f"format {current['format']} -> {wanted_format}"
         if params.get('backing_volume'):
