@@ -131,8 +131,13 @@ options:
     default: false
   recreate:
     description:
-      - Delete an existing volume and create it again from the content options
-        (O(upload_from), O(clone_from), O(backing_volume), O(xml)). This destroys its content.
+      - Delete an existing volume and create it again when it is not what the options describe.
+        This destroys its content.
+      - It is replaced when its format differs from O(format) (or the format in O(xml)), when an
+        overlay has another backing store than O(backing_volume), when a clone is smaller than
+        or formatted unlike O(clone_from), or when its content does not match O(checksum) of
+        O(upload_from) (read from the volume's file on a local URI). An upload without a
+        checksum is never replaced, so a second run destroys nothing.
     type: bool
     default: false
   wipe:
@@ -143,7 +148,9 @@ notes:
   - O(owner), O(group) and O(mode) are applied by libvirt when it creates the file, and by the
     module to an existing file when the URI is local.
   - In check mode a URL that is not downloaded yet is not fetched, so its format is guessed from
-    its name for the plan.
+    its name for the plan and its size is not known.
+  - New qcow2 volumes are qcow2 version 3 (compat 1.1).
+  - libvirt reports a seed image's format as V(iso).
 seealso:
   - module: hypervisor.kvm.kvm_pool
   - module: hypervisor.kvm.kvm_pool_info
