@@ -402,6 +402,39 @@ class DomainBuilder:
         _xml.sub_element(element, 'listen', type='address', address=listen)
 
 
+def disk_order(disk) -> tuple:
+    target = disk.find('target')
+    dev = target.get('dev', '') if target is not None else ''
+    return (len(dev), dev)
+
+
+def strip_runtime(definition) -> None:
+    """Remove what only a running domain's XML has (``virsh dumpxml`` of a running guest given
+    back as xml): ids, aliases, tap names, pty paths, ports picked by autoport, dynamic labels."""
+    definition.attrib.pop('id', None)
+    for parent in definition.iter():
+        for child in list(parent):
+            if child.tag == 'alias' or child.tag == 'seclabel' and child.get('type') == 'dynamic':
+                parent.remove(child)
+    for interface in definition.findall('devices/interface'):
+        for target in interface.findall('target'):
+            interface.remove(target)
+        source = interface.find('source')
+        if source is not None and interface.get('type') == 'network':
+            source.attrib.pop('portid', None)
+            source.attrib.pop('bridge', None)
+    for tag in ('serial', 'console', 'channel'):
+        for device in definition.findall(f'devices/{tag}'):
+            device.attrib.pop('tty', None)
+            source = device.find('source')
+            if source is not None and device.get('type') == 'pty':
+                device.remove(source)
+    for graphics in definition.findall('devices/graphics'):
+        if graphics.get('autoport') == 'yes':
+            for key in ('port', 'tlsPort', 'websocket'):
+                graphics.attrib.pop(key, None)
+
+
 def _letters(index: int) -> str:
     """0 -> a, 25 -> z, 26 -> aa (as libvirt names disks)."""
     name = ''
@@ -462,8 +495,12 @@ class Domain(Resource):
     def __init__(self, conn, params: dict, check_mode: bool = False):
         super().__init__(conn, params, check_mode)
         owned = {'devices/disk', 'devices/interface'}
-        for option, paths in (('boot', ('os/boot', 'os/kernel', 'os/initrd', 'os/cmdline')),
-                              ('console', ('devices/serial', 'devices/console')),
+        boot = params.get('boot') or {}
+        if boot.get('devices') is not None:
+            owned.add('os/boot')
+        if any(boot.get(key) for key in ('kernel', 'initrd', 'cmdline')):
+            owned.update(('os/kernel', 'os/initrd', 'os/cmdline'))
+        for option, paths in (('console', ('devices/serial', 'devices/console')),
                               ('guest_agent', ('devices/channel',)), ('graphics', ('devices/graphics',)),
                               ('rng', ('devices/rng',)), ('tpm', ('devices/tpm',))):
             if params.get(option) is not None or params.get('xml'):
@@ -523,6 +560,19 @@ class Domain(Resource):
     def clean(self, element):
         """Normalised, with memory sizes in KiB as libvirt writes them (``<memory unit='MiB'>64``)."""
         element = super().clean(element)
+        vcpu = element.find('vcpu') if element is not None else None
+        if vcpu is not None and vcpu.get('current') is None and (vcpu.text or '').strip():
+            vcpu.set('current', vcpu.text.strip())  # libvirt leaves it out when all vcpus are on
+        devices = element.find('devices') if element is not None else None
+        if devices is not None:
+            # libvirt keeps disks sorted by bus; pair them by their target, not by position
+            disks = devices.findall('disk')
+            if len(disks) > 1:
+                position = list(devices).index(disks[0])
+                for disk in disks:
+                    devices.remove(disk)
+                for offset, disk in enumerate(sorted(disks, key=disk_order)):
+                    devices.insert(position + offset, disk)
         for tag in ('memory', 'currentMemory', 'maxMemory'):
             size = element.find(tag) if element is not None else None
             if size is not None and size.text and size.get('unit', 'KiB') != 'KiB':
@@ -550,6 +600,7 @@ class Domain(Resource):
             if not desired.get('type'):
                 raise KvmError("xml: the <domain> element needs a type ('kvm' or 'qemu')")
             self.virt_reason = 'from xml'
+            strip_runtime(desired)
             machine = desired.find('os/type')
             if before.exists and machine is not None and machine.get('machine'):
                 machine.set('machine', resolve_machine(machine.get('machine'), before.xml.find('os/type')))
@@ -593,7 +644,7 @@ class Domain(Resource):
             plan.add('remove-storage', f"deleting the storage of {self.label()}",
                      lambda: removed.extend(self.delete_storage(removable)))
             if self.check_mode:
-                removed.extend(source['path'] or f"{source['pool']}/{source['volume']}" for source in removable)
+                removed.extend(source['resolved'] for source in removable)
         return plan
 
     def removable_storage(self, before: Snapshot) -> list:
@@ -602,16 +653,28 @@ class Domain(Resource):
                 if source['device'] == 'disk' and not source['shareable'] and (source['path'] or source['volume'])]
         if not mine:
             return []
+        for source in mine:
+            source['resolved'] = self.storage_path(source)
         elsewhere = set()
         for other in self.conn.listAllDomains(0):
             if other.name() == self.name:
                 continue
             for source in disk_sources(_xml.parse_xml(other.XMLDesc(0), 'libvirt domain XML')):
-                elsewhere.add(source['path'] or f"{source['pool']}/{source['volume']}")
-        kept = [source for source in mine if (source['path'] or f"{source['pool']}/{source['volume']}") in elsewhere]
+                elsewhere.add(self.storage_path(source))
+        kept = [source for source in mine if source['resolved'] in elsewhere]
         for source in kept:
             self.warnings_extra.append(f"kept {source['path'] or source['volume']}: another domain uses it too")
         return [source for source in mine if source not in kept]
+
+    def storage_path(self, source: dict) -> str:
+        """One spelling for a disk's storage: the path, also for a pool/volume disk."""
+        if source['volume']:
+            try:
+                return self.conn.storagePoolLookupByName(source['pool']).storageVolLookupByName(
+                    source['volume']).path()
+            except libvirt.libvirtError:
+                return f"{source['pool']}/{source['volume']}"
+        return source['path']
 
     def delete_storage(self, sources: list) -> list:
         removed = []
@@ -697,7 +760,8 @@ class Domain(Resource):
                      lambda: current().setAutostart(1 if autostart else 0))
             after_autostart = autostart
         after = plan.after
-        after.exists, after.persistent, after.xml = True, True, merged
+        after.exists, after.persistent = True, True
+        after.xml = merged if new or drift else before.xml
         after.facts = {'state': final, 'autostart': after_autostart, 'persistent': True}
         return plan
 

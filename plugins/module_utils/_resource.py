@@ -164,6 +164,8 @@ class Resource:
         new = not before.exists or not before.persistent
         drift = not new and bool(_xml.differences(desired, before.xml, self.authoritative))
         live = drift and self.plan_live_updates(before, desired, plan)
+        if not new and not drift:
+            after.xml = before.xml  # nothing to write: the diff shows no change
         if new or (drift and not live):
             self.validate_definition(merged, before)
 

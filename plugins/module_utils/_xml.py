@@ -161,9 +161,11 @@ def _merge_into(target: ET.Element, desired: ET.Element, authoritative, relpath:
         present = [c for c in target if c.tag == tag]
         if childpath in authoritative:
             for want, have in zip(wanted, present):
-                # the user describes these items whole: their attributes are exactly the desired
-                # ones (prefix replaces netmask, a dropped name goes), children still merge
-                have.attrib.clear()
+                # the user describes these items whole: every element of them the desired item
+                # has gets exactly the desired attributes (prefix replaces netmask, a disk's
+                # source file= gives way to pool= volume=); elements it lacks (a MAC, a PCI
+                # address libvirt chose) are kept
+                _replace_into(have, want)
                 _merge_into(have, want, authoritative, childpath)
             for have in present[len(wanted):]:
                 target.remove(have)
@@ -183,6 +185,14 @@ def _merge_into(target: ET.Element, desired: ET.Element, authoritative, relpath:
                     target.append(copy.deepcopy(want))
                 else:
                     unused.remove(match)
+
+
+def _replace_into(target: ET.Element, desired: ET.Element) -> None:
+    target.attrib.clear()
+    target.attrib.update(desired.attrib)
+    for tag in {child.tag for child in desired if isinstance(child.tag, str)}:
+        for want, have in zip([c for c in desired if c.tag == tag], [c for c in target if c.tag == tag]):
+            _replace_into(have, want)
 
 
 def _insert_after(parent: ET.Element, anchor: ET.Element | None, element: ET.Element) -> None:

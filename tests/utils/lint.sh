@@ -21,7 +21,7 @@ else
 fi
 
 ansible_paths=()
-for path in roles playbooks tests/integration/targets; do
+for path in roles playbooks extensions tests/integration/targets; do
     [ -n "$(find "$path" -type f 2>/dev/null | head -n 1)" ] && ansible_paths+=("$path")
 done
 if [ "${#ansible_paths[@]}" -eq 0 ]; then

@@ -82,11 +82,13 @@ def test_disk_targets_are_numbered_per_bus(conn, run_module):
     result = run_module(kvm_domain.main, dom(disks=[
         {'volume': 'a.qcow2', 'pool': 'default-pool'}, {'path': '/etc/hostname', 'format': 'raw'},
         {'device': 'cdrom'}, {'path': '/etc/hostname', 'bus': 'scsi', 'format': 'raw'}]), check_mode=True)
-    disks = built(result).findall('devices/disk')
-    assert [d.find('target').get('dev') for d in disks] == ['vda', 'vdb', 'sda', 'sdb']
-    assert disks[0].get('type') == 'volume' and disks[0].find('driver').get('type') == 'qcow2'
-    assert disks[0].find('source').attrib == {'pool': 'default-pool', 'volume': 'a.qcow2'}
-    assert disks[2].find('source') is None and disks[2].find('readonly') is not None
+    disks = {d.find('target').get('dev'): d for d in built(result).findall('devices/disk')}
+    assert sorted(disks) == ['sda', 'sdb', 'vda', 'vdb']
+    assert disks['vda'].get('type') == 'volume' and disks['vda'].find('driver').get('type') == 'qcow2'
+    assert disks['vda'].find('source').attrib == {'pool': 'default-pool', 'volume': 'a.qcow2'}
+    assert disks['vdb'].find('source').get('file') == '/etc/hostname'
+    assert disks['sda'].find('source') is None and disks['sda'].find('readonly') is not None
+    assert disks['sdb'].find('target').get('bus') == 'scsi'
 
 
 def test_defining_twice_is_a_no_op_over_libvirts_additions(conn, run_module):
@@ -175,7 +177,7 @@ def test_remove_storage_deletes_only_the_domains_own_disks(conn, run_module):
                                            {'volume': 'seed.iso', 'pool': 'default-pool', 'device': 'cdrom'}]))
     check = run_module(kvm_domain.main, dom(state='absent', remove_storage=True), check_mode=True)
     assert check['actions'] == ['undefine', 'remove-storage']
-    assert check['removed_storage'] == ['default-pool/disk.qcow2']
+    assert check['removed_storage'] == ['/default-pool/disk.qcow2']
     result = run_module(kvm_domain.main, dom(state='absent', remove_storage=True))
     assert result['removed_storage'] == ['/default-pool/disk.qcow2']
     assert 'another domain uses it' in str(result['warnings'])
