@@ -24,8 +24,9 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 SCRIPT=$REPO_ROOT/tests/utils/build-tiny-guest.sh
 CACHE_DIR=${1:-${TINY_GUEST_CACHE:-$REPO_ROOT/.cache/tiny-guest}}
 # The modules /init loads (their dependencies are added, in order): the virtio PCI transport,
-# NICs and disks, and what the ACPI power button needs to reach busybox acpid (button, evdev).
-ROOT_MODULES=(virtio_pci virtio_net virtio_blk button evdev)
+# NICs, disks, the memory balloon (live memory changes), and what the ACPI power button needs
+# to reach busybox acpid (button, evdev).
+ROOT_MODULES=(virtio_pci virtio_net virtio_blk virtio_balloon button evdev)
 
 log() { printf 'tiny-guest: %s\n' "$*" >&2; }
 die() { printf 'tiny-guest: ERROR: %s\n' "$*" >&2; exit 1; }
