@@ -176,7 +176,7 @@ class DomainBuilder:
             raise KvmError(f'memory: {format_size(memory_bytes)} is too small for a guest (at least 16 MiB)')
         if maximum_bytes < memory_bytes:
             raise KvmError(f'max_memory: {format_size(maximum_bytes)} is less than memory {format_size(memory_bytes)}')
-        host_kib = self.conn.getInfo()[1] * 1024
+        host_kib = host_memory_kib(self.conn)
         if bytes_to_kib(maximum_bytes) > host_kib:
             raise KvmError(f'memory: {format_size(maximum_bytes)} is more than the host has '
                            f'({format_size(host_kib * 1024)})')
@@ -398,14 +398,17 @@ class DomainBuilder:
         element = _xml.sub_element(devices, 'graphics', type=kind, listen=listen,
                                    port=port if port else None, autoport=None if port else 'yes')
         if graphics.get('password'):
-            element.set('passwd', graphics['password'])
+            if kind == 'vnc' and len(str(graphics['password'])) > 8:
+                raise KvmError('graphics.password: VNC passwords are at most 8 characters (the VNC protocol '
+                               'uses only 8); use spice for longer ones')
+            element.set('passwd', str(graphics['password']))
         _xml.sub_element(element, 'listen', type='address', address=listen)
 
 
-def disk_order(disk) -> tuple:
+def disk_key(disk) -> str:
+    """Disks pair by their target (libvirt groups them by bus, whatever order they came in)."""
     target = disk.find('target')
-    dev = target.get('dev', '') if target is not None else ''
-    return (len(dev), dev)
+    return target.get('dev', '') if target is not None else ''
 
 
 def strip_runtime(definition) -> None:
@@ -433,6 +436,14 @@ def strip_runtime(definition) -> None:
         if graphics.get('autoport') == 'yes':
             for key in ('port', 'tlsPort', 'websocket'):
                 graphics.attrib.pop(key, None)
+
+
+def host_memory_kib(conn) -> int:
+    """The host's memory: all NUMA cells (getInfo reports one cell on some hosts)."""
+    try:
+        return int(conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)['total'])
+    except (libvirt.libvirtError, KeyError, TypeError):
+        return conn.getInfo()[1] * 1024
 
 
 def _letters(index: int) -> str:
@@ -511,7 +522,7 @@ class Domain(Resource):
             owned.discard('devices/disk')
         if params.get('interfaces') is None and not params.get('xml'):
             owned.discard('devices/interface')
-        self.authoritative = frozenset(owned)
+        self.authoritative = {path: disk_key if path == 'devices/disk' else None for path in sorted(owned)}
         self.virt_reason = None
         self.waited_interfaces = None
         self.warnings_extra = []
@@ -563,16 +574,6 @@ class Domain(Resource):
         vcpu = element.find('vcpu') if element is not None else None
         if vcpu is not None and vcpu.get('current') is None and (vcpu.text or '').strip():
             vcpu.set('current', vcpu.text.strip())  # libvirt leaves it out when all vcpus are on
-        devices = element.find('devices') if element is not None else None
-        if devices is not None:
-            # libvirt keeps disks sorted by bus; pair them by their target, not by position
-            disks = devices.findall('disk')
-            if len(disks) > 1:
-                position = list(devices).index(disks[0])
-                for disk in disks:
-                    devices.remove(disk)
-                for offset, disk in enumerate(sorted(disks, key=disk_order)):
-                    devices.insert(position + offset, disk)
         for tag in ('memory', 'currentMemory', 'maxMemory'):
             size = element.find(tag) if element is not None else None
             if size is not None and size.text and size.get('unit', 'KiB') != 'KiB':

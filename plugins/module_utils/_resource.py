@@ -290,4 +290,6 @@ def finish(module, result: dict | None, failure: KvmError | None) -> None:
     ansible-core does not attach a traceback: the message is the whole story."""
     if failure is not None:
         module.fail_json(msg=failure.msg, **failure.details)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
     module.exit_json(**result)

@@ -10,8 +10,9 @@ Comparison rules (DESIGN.md, the module contract):
 * what the *desired* document specifies (attributes, text, children) must be in the *actual*
   one; attributes and elements libvirt added (uuid, MACs, addresses, defaults) are not drift;
 * children with the same tag are matched in order; a group of children named in
-  ``authoritative`` (tag paths relative to the root, e.g. ``ip/dhcp/host``) is a list the user
-  owns: items the desired document lacks are drift and are removed by :func:`merge`, even when
+  ``authoritative`` (tag paths relative to the root, e.g. ``ip/dhcp/host``; a dict maps a path
+  to a function giving each item a key, to pair items by key instead of position) is a list the
+  user owns: items the desired document lacks are drift and are removed by :func:`merge`, even when
   the desired document has none of them (as long as it has their parent); :func:`merge` gives
   its items exactly the desired attributes.
 """
@@ -116,10 +117,11 @@ def differences(desired: ET.Element, actual: ET.Element, authoritative=frozenset
         wanted = [c for c in desired if c.tag == tag]
         present = [c for c in actual if c.tag == tag]
         if relpath in authoritative:
-            for index, (want, have) in enumerate(zip(wanted, present)):
+            pairs, added, removed = _pairs(wanted, present, _key(authoritative, relpath))
+            for index, (want, have) in enumerate(pairs):
                 found.extend(differences(want, have, authoritative, relpath, f'{shown}/{tag}[{index + 1}]'))
-            found.extend(f'{shown}/{tag}: add {_describe(want)}' for want in wanted[len(present):])
-            found.extend(f'{shown}/{tag}: remove {_describe(have)}' for have in present[len(wanted):])
+            found.extend(f'{shown}/{tag}: add {_describe(want)}' for want in added)
+            found.extend(f'{shown}/{tag}: remove {_describe(have)}' for have in removed)
         elif len(wanted) == 1 and len(present) == 1:
             found.extend(differences(wanted[0], present[0], authoritative, relpath, f'{shown}/{tag}'))
         else:
@@ -160,18 +162,19 @@ def _merge_into(target: ET.Element, desired: ET.Element, authoritative, relpath:
         wanted = [c for c in desired if c.tag == tag]
         present = [c for c in target if c.tag == tag]
         if childpath in authoritative:
-            for want, have in zip(wanted, present):
+            pairs, added, removed = _pairs(wanted, present, _key(authoritative, childpath))
+            for want, have in pairs:
                 # the user describes these items whole: every element of them the desired item
                 # has gets exactly the desired attributes (prefix replaces netmask, a disk's
                 # source file= gives way to pool= volume=); elements it lacks (a MAC, a PCI
                 # address libvirt chose) are kept
                 _replace_into(have, want)
                 _merge_into(have, want, authoritative, childpath)
-            for have in present[len(wanted):]:
+            for have in removed:
                 target.remove(have)
-            kept = present[:len(wanted)]
+            kept = [have for have in present if not any(have is gone for gone in removed)]
             anchor = kept[-1] if kept else None
-            for want in wanted[len(present):]:
+            for want in added:
                 added = copy.deepcopy(want)
                 _insert_after(target, anchor, added)
                 anchor = added
@@ -185,6 +188,31 @@ def _merge_into(target: ET.Element, desired: ET.Element, authoritative, relpath:
                     target.append(copy.deepcopy(want))
                 else:
                     unused.remove(match)
+
+
+def _key(authoritative, path: str):
+    """The function pairing the items of an authoritative list (a dict maps paths to one),
+    or None to pair them by position."""
+    return authoritative.get(path) if isinstance(authoritative, dict) else None
+
+
+def _pairs(wanted: list, present: list, key) -> tuple:
+    """(pairs of desired and actual items, desired items to add, actual items to remove)."""
+    if key is None:
+        return list(zip(wanted, present)), wanted[len(present):], present[len(wanted):]
+    buckets = {}
+    for have in present:
+        buckets.setdefault(key(have), []).append(have)
+    pairs, added = [], []
+    for want in wanted:
+        bucket = buckets.get(key(want))
+        if bucket:
+            pairs.append((want, bucket.pop(0)))
+        else:
+            added.append(want)
+    paired = [have for _want, have in pairs]
+    removed = [have for have in present if not any(have is item for item in paired)]
+    return pairs, added, removed
 
 
 def _replace_into(target: ET.Element, desired: ET.Element) -> None:

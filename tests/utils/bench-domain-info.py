@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark of kvm_domain_info's engine: list_domains() over many defined domains.
 
 Usage (the venv's python has libvirt-python; not part of the test suite):
@@ -64,7 +63,7 @@ def remove_benchmark_domains(conn, libvirt) -> int:
 
 def best_of(repeats: int, function) -> tuple:
     best, result = None, None
-    for _ in range(repeats):
+    for _attempt in range(repeats):
         start = time.perf_counter()
         result = function()
         elapsed = time.perf_counter() - start
@@ -105,10 +104,10 @@ def main() -> int:
             mine = [d for d in domains if d['name'].startswith(f'{PREFIX}{size}-')]
             if len(mine) != size:
                 raise RuntimeError(f'list_domains returned {len(mine)} of the {size} benchmark domains')
-            raw_seconds, _ = best_of(args.repeats, lambda: conn.getAllDomainStats(0, 0))
+            raw_seconds = best_of(args.repeats, lambda: conn.getAllDomainStats(0, 0))[0]
             details_seconds = None
             if args.details:
-                details_seconds, _ = best_of(args.repeats, lambda: list_domains(conn, details=True))
+                details_seconds = best_of(args.repeats, lambda: list_domains(conn, details=True))[0]
             rows.append((size, len(domains), summary_seconds, raw_seconds, details_seconds, define_seconds))
             remove_benchmark_domains(conn, libvirt)
     except KeyboardInterrupt:

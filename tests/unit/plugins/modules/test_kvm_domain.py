@@ -206,6 +206,7 @@ def test_remove_storage_deletes_only_the_domains_own_disks(conn, run_module):
     ({'secure_boot': True}, ['needs firmware: efi']),
     ({'boot': {'initrd': '/i'}}, ['need a kernel']),
     ({'graphics': 'rdp'}, ["'rdp' is not one of none, vnc, spice"]),
+    ({'graphics': {'type': 'vnc', 'password': 'longer-than-8'}}, ['at most 8 characters']),
     ({'wait_for_ip': 10}, ['only with state: running']),
     ({'remove_storage': True}, ['only with state: absent']),
     ({'xml': '<domain/>', 'memory': '1G'}, ['mutually exclusive']),
