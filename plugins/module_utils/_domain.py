@@ -601,6 +601,8 @@ class Domain(Resource):
             if not desired.get('type'):
                 raise KvmError("xml: the <domain> element needs a type ('kvm' or 'qemu')")
             self.virt_reason = 'from xml'
+            # `virsh dumpxml` of a running guest: compared with the running definition too
+            self.runtime_xml = desired.get('id') is not None or desired.find('.//alias') is not None
             strip_runtime(desired)
             machine = desired.find('os/type')
             if before.exists and machine is not None and machine.get('machine'):
@@ -717,6 +719,12 @@ class Domain(Resource):
 
         new = not before.exists or not before.persistent
         drift = not new and bool(_xml.differences(desired, before.xml, self.authoritative))
+        if drift and getattr(self, 'runtime_xml', False) and before.live_xml is not None:
+            # the running guest's own XML given back (with the CPU model, listen addresses and
+            # resource partition libvirt filled in at start): no drift if it still runs as that
+            running = copy.deepcopy(before.live_xml)
+            strip_runtime(running)
+            drift = bool(_xml.differences(desired, self.clean(running), self.authoritative))
         if new or drift:
             def define():
                 handle['object'] = define_domain(self.conn, _xml.to_text(merged, pretty=False))
