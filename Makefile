@@ -68,8 +68,8 @@ test: ## everything: deps, venv, libvirt-start, then every test tier and the lin
 tiny-guest: ## build (or reuse) the tiny test guest, a Debian kernel + busybox initramfs, in .cache/tiny-guest
 	@$(TIMED) tiny-guest $(UTILS)/build-tiny-guest.sh
 
-demo: deps $(VENV_STAMP) libvirt-start ## the main job: for now a pool and a NAT network (guests arrive with provisioning)
+demo: deps $(VENV_STAMP) libvirt-start ## the main job: site.yml on this machine: host, pool, NAT network, a tiny guest booted to its DHCP address
 	@$(TIMED) demo $(UTILS)/demo.sh
 
-demo-clean: $(VENV_STAMP) libvirt-start ## remove what `make demo` created
+demo-clean: $(VENV_STAMP) libvirt-start ## teardown.yml: remove the guest, network and pool `make demo` created, nothing else
 	@DEMO_STATE=absent $(TIMED) demo-clean $(UTILS)/demo.sh
