@@ -124,3 +124,41 @@ def connect(uri: str | None):
             conn.close()
         except libvirt.libvirtError:
             pass
+
+
+def read_all(lookup, list_all, name, describe, missing_code: int) -> list:
+    """The facts of one object by ``name`` (none when missing) or of every object from the bulk
+    ``list_all()``, sorted by name; objects removed while they are read are left out."""
+    if name is not None:
+        try:
+            handles = [lookup(name)]
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != missing_code:
+                raise
+            handles = []
+    else:
+        handles = list_all()
+    found = []
+    for handle in handles:
+        try:
+            found.append(describe(handle))
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != missing_code:
+                raise  # else it was removed while we read: not there any more
+    return sorted(found, key=lambda facts: facts['name'])
+
+
+def run_info_module(module, what: str, key: str, read) -> None:
+    """The whole life of an info module: one connection, ``read(conn)`` -> ``result[key]``."""
+    from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import (  # pylint: disable=import-outside-toplevel
+        finish,
+    )
+
+    ensure_libvirt(module)
+    result, failure = None, None
+    try:
+        with connect(module.params['uri']) as conn, guard(f'reading {what}'):
+            result = {'changed': False, key: read(conn)}
+    except KvmError as err:
+        failure = err
+    finish(module, result, failure)

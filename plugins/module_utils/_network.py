@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, read_all
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 
 FORWARD_MODES = ('nat', 'route', 'open', 'bridge', 'isolated')
@@ -612,20 +612,5 @@ def leases(handle) -> list:
 
 def list_networks(conn, name: str | None = None) -> list:
     """kvm_network_info: one network (none when missing) or every network, one bulk call."""
-    if name is not None:
-        try:
-            handles = [conn.networkLookupByName(name)]
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                raise
-            handles = []
-    else:
-        handles = conn.listAllNetworks(0)
-    found = []
-    for handle in handles:
-        try:
-            found.append(network_info(handle))
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                raise  # else it was removed while we read: not there any more
-    return sorted(found, key=lambda network: network['name'])
+    return read_all(conn.networkLookupByName, lambda: conn.listAllNetworks(0), name, network_info,
+                    libvirt.VIR_ERR_NO_NETWORK)

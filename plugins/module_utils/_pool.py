@@ -16,7 +16,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
     sanitise_path,
     set_permissions,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, read_all
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Action, Plan, Resource, Snapshot
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import volume_info
 
@@ -319,20 +319,5 @@ def pool_info(handle, volume_details: bool = False) -> dict:
 
 def list_pools(conn, name: str | None = None, volume_details: bool = False) -> list:
     """kvm_pool_info: one pool (none when missing) or every pool, read with one bulk call."""
-    if name is not None:
-        try:
-            handles = [conn.storagePoolLookupByName(name)]
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise
-            handles = []
-    else:
-        handles = conn.listAllStoragePools(0)
-    found = []
-    for handle in handles:
-        try:
-            found.append(pool_info(handle, volume_details))
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise  # else it was removed while we read: not there any more
-    return sorted(found, key=lambda pool: pool['name'])
+    return read_all(conn.storagePoolLookupByName, lambda: conn.listAllStoragePools(0), name,
+                    lambda handle: pool_info(handle, volume_details), libvirt.VIR_ERR_NO_STORAGE_POOL)

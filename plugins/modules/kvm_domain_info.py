@@ -123,14 +123,7 @@ domains:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import list_domains
-from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
-    connect,
-    connection_argument_spec,
-    ensure_libvirt,
-    guard,
-)
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import finish
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec, run_info_module
 
 
 def main():
@@ -138,15 +131,9 @@ def main():
         argument_spec=dict(**connection_argument_spec(), name=dict(type='str'), details=dict(type='bool')),
         supports_check_mode=True,
     )
-    ensure_libvirt(module)
-    result, failure = None, None
-    try:
-        with connect(module.params['uri']) as conn, guard('reading domains'):
-            domains = list_domains(conn, module.params['name'], module.params['details'])
-            result = {'changed': False, 'domains': domains}
-    except KvmError as err:
-        failure = err
-    finish(module, result, failure)
+    params = module.params
+    run_info_module(module, 'domains', 'domains',
+                    lambda conn: list_domains(conn, params['name'], params['details']))
 
 
 if __name__ == '__main__':

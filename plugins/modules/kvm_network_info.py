@@ -120,15 +120,8 @@ networks:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
-    connect,
-    connection_argument_spec,
-    ensure_libvirt,
-    guard,
-)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec, run_info_module
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import list_networks
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import finish
 
 
 def main():
@@ -136,14 +129,7 @@ def main():
         argument_spec=dict(**connection_argument_spec(), name=dict(type='str')),
         supports_check_mode=True,
     )
-    ensure_libvirt(module)
-    result, failure = None, None
-    try:
-        with connect(module.params['uri']) as conn, guard('reading networks'):
-            result = {'changed': False, 'networks': list_networks(conn, module.params['name'])}
-    except KvmError as err:
-        failure = err
-    finish(module, result, failure)
+    run_info_module(module, 'networks', 'networks', lambda conn: list_networks(conn, module.params['name']))
 
 
 if __name__ == '__main__':

@@ -121,15 +121,8 @@ pools:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
-    connect,
-    connection_argument_spec,
-    ensure_libvirt,
-    guard,
-)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec, run_info_module
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import list_pools
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import finish
 
 
 def main():
@@ -138,14 +131,9 @@ def main():
                            volumes=dict(type='bool', default=False)),
         supports_check_mode=True,
     )
-    ensure_libvirt(module)
-    result, failure = None, None
-    try:
-        with connect(module.params['uri']) as conn, guard('reading storage pools'):
-            result = {'changed': False, 'pools': list_pools(conn, module.params['name'], module.params['volumes'])}
-    except KvmError as err:
-        failure = err
-    finish(module, result, failure)
+    params = module.params
+    run_info_module(module, 'storage pools', 'pools',
+                    lambda conn: list_pools(conn, params['name'], params['volumes']))
 
 
 if __name__ == '__main__':
