@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_virt_mode
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, xml_desc
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import mac_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import (
@@ -545,25 +545,15 @@ class Domain(Resource):
         persistent = bool(handle.isPersistent())
         secure = libvirt.VIR_DOMAIN_XML_SECURE
         if persistent:
-            inactive = self.xml_desc(handle, libvirt.VIR_DOMAIN_XML_INACTIVE | secure)
+            inactive = xml_desc(handle, libvirt.VIR_DOMAIN_XML_INACTIVE | secure, 'libvirt domain XML')
         else:
-            inactive = self.xml_desc(handle, secure)
-        live = self.xml_desc(handle, secure) if active else None
+            inactive = xml_desc(handle, secure, 'libvirt domain XML')
+        live = xml_desc(handle, secure, 'libvirt domain XML') if active else None
         snapshot = Snapshot(exists=True, handle=handle, active=active, persistent=persistent,
                             autostart=bool(handle.autostart()) if persistent else False,
                             xml=self.clean(inactive), live_xml=self.clean(live) if live is not None else None)
         snapshot.facts = {'state': power_state(code), 'autostart': snapshot.autostart, 'persistent': persistent}
         return snapshot
-
-    @staticmethod
-    def xml_desc(handle, flags: int):
-        try:
-            text = handle.XMLDesc(flags)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
-                raise
-            text = handle.XMLDesc(0)  # the test driver knows fewer flags
-        return _xml.parse_xml(text, 'libvirt domain XML')
 
     def display(self, element):
         return mask_secrets(element)
@@ -994,7 +984,7 @@ def domain_info(conn, handle, details: bool = True) -> dict:
     code, reason = handle.state()
     persistent = bool(handle.isPersistent())
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0
-    definition = mask_secrets(Domain.xml_desc(handle, flags))
+    definition = mask_secrets(xml_desc(handle, flags, 'libvirt domain XML'))
     live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML') if handle.isActive() else definition
     facts = {
         'name': handle.name(),

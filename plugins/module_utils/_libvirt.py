@@ -162,3 +162,17 @@ def run_info_module(module, what: str, key: str, read) -> None:
     except KvmError as err:
         failure = err
     finish(module, result, failure)
+
+
+def xml_desc(handle, flags: int, what: str):
+    """An object's XML with ``flags`` (INACTIVE, SECURE...), parsed. Drivers that do not know a
+    flag (libvirt's test driver) answer without it: for an inactive object that is the same."""
+    from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml  # pylint: disable=import-outside-toplevel
+
+    try:
+        text = handle.XMLDesc(flags)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+            raise
+        text = handle.XMLDesc(0)
+    return _xml.parse_xml(text, what)

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, read_all
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, read_all, xml_desc
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 
 FORWARD_MODES = ('nat', 'route', 'open', 'bridge', 'isolated')
@@ -521,15 +521,8 @@ def _bridge_name(handle) -> str | None:
 
 
 def inactive_xml(handle, active: bool, live):
-    """The persistent definition; drivers without the INACTIVE flag (test://) give the live one."""
-    if not active:
-        return live
-    try:
-        return _xml.parse_xml(handle.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), 'libvirt network XML')
-    except libvirt.libvirtError as err:
-        if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
-            raise
-        return live
+    """The persistent definition (the live one is it while the network is stopped)."""
+    return xml_desc(handle, libvirt.VIR_NETWORK_XML_INACTIVE, 'libvirt network XML') if active else live
 
 
 # ---- facts ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
     sanitise_path,
     set_permissions,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, read_all
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, read_all, xml_desc
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Action, Plan, Resource, Snapshot
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import volume_info
 
@@ -269,15 +269,8 @@ def delete_all_volumes(handle) -> list:
 
 
 def inactive_xml(handle, active: bool, live: ET.Element) -> ET.Element:
-    """The persistent definition; drivers without the INACTIVE flag (test://) give the live one."""
-    if not active:
-        return live
-    try:
-        return _xml.parse_xml(handle.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE), 'libvirt pool XML')
-    except libvirt.libvirtError as err:
-        if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
-            raise
-        return live
+    """The persistent definition (the live one is it while the pool is stopped)."""
+    return xml_desc(handle, libvirt.VIR_STORAGE_XML_INACTIVE, 'libvirt pool XML') if active else live
 
 
 def definition_facts(definition) -> dict:
