@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.common.respawn import has_respawned, probe_interpreters_for_module, respawn_module
 
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 
 LIBVIRT_IMPORT_ERROR = None
@@ -85,6 +86,19 @@ def libvirt_failure(what: str, err) -> KvmError:
     )
 
 
+def as_failure(err: Exception, what: str) -> KvmError:
+    """Any exception as a KvmError for people (a libvirt, filesystem or unexpected error)."""
+    if isinstance(err, KvmError):
+        return err
+    if isinstance(err, libvirt.libvirtError):
+        return libvirt_failure(what, err)
+    if isinstance(err, OSError):
+        where = f' ({err.filename})' if getattr(err, 'filename', None) else ''
+        return KvmError(f'{what} failed: {err.strerror or err}{where}')
+    return KvmError(f'{what} failed with an unexpected {type(err).__name__}: {err}',
+                    exception=traceback.format_exc())
+
+
 @contextmanager
 def guard(what: str):
     """Run a block of libvirt calls; a libvirtError becomes a KvmError saying what failed."""
@@ -148,27 +162,9 @@ def read_all(lookup, list_all, name, describe, missing_code: int) -> list:
     return sorted(found, key=lambda facts: facts['name'])
 
 
-def run_info_module(module, what: str, key: str, read) -> None:
-    """The whole life of an info module: one connection, ``read(conn)`` -> ``result[key]``."""
-    from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import (  # pylint: disable=import-outside-toplevel
-        finish,
-    )
-
-    ensure_libvirt(module)
-    result, failure = None, None
-    try:
-        with connect(module.params['uri']) as conn, guard(f'reading {what}'):
-            result = {'changed': False, key: read(conn)}
-    except KvmError as err:
-        failure = err
-    finish(module, result, failure)
-
-
 def xml_desc(handle, flags: int, what: str):
     """An object's XML with ``flags`` (INACTIVE, SECURE...), parsed. Drivers that do not know a
     flag (libvirt's test driver) answer without it: for an inactive object that is the same."""
-    from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml  # pylint: disable=import-outside-toplevel
-
     try:
         text = handle.XMLDesc(flags)
     except libvirt.libvirtError as err:

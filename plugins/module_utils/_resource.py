@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connect, ensure_libvirt, guard
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, guard
 
 STATE_KEYS = ('active', 'autostart', 'persistent')
 
@@ -219,10 +219,7 @@ class Resource:
         """Plan, apply unless in check mode, and build the module result."""
         before = self.snapshot()
         plan = self.plan(before)
-        if not self.check_mode:
-            for action in plan.actions:
-                with guard(action.describe):
-                    action.run()
+        apply_plan(plan, self.check_mode)
         final = self.snapshot() if not self.check_mode else None
         result = {
             'changed': bool(plan.actions),
@@ -273,23 +270,20 @@ class Resource:
         return {}
 
 
-def run_module(module, resource_class) -> None:
-    """The whole life of a resource module: one connection, converge, exit or fail cleanly."""
-    ensure_libvirt(module)
-    result, failure = None, None
-    try:
-        with connect(module.params.get('uri')) as conn:
-            result = resource_class(conn, module.params, module.check_mode).converge()
-    except KvmError as err:
-        failure = err
-    finish(module, result, failure)
-
-
-def finish(module, result: dict | None, failure: KvmError | None) -> None:
-    """exit_json, or fail_json for a KvmError. Called outside the ``except`` block so that
-    ansible-core does not attach a traceback: the message is the whole story."""
-    if failure is not None:
-        module.fail_json(msg=failure.msg, **failure.details)
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+def apply_plan(plan: Plan, check_mode: bool) -> None:
+    """Run the plan's actions in order; check mode runs none. A failure raises a KvmError that
+    reports how far the run got: ``changed``, ``actions`` (the plan), ``actions_done`` (applied
+    before the failure) and ``failed_action``."""
+    if check_mode:
+        return
+    done = []
+    for action in plan.actions:
+        try:
+            with guard(action.describe):
+                action.run()
+        except Exception as err:  # pylint: disable=broad-exception-caught  # reported, not raised raw
+            failure = as_failure(err, action.describe)
+            failure.details.update(changed=bool(done), actions=[a.name for a in plan.actions],
+                                   actions_done=done, failed_action=action.name)
+            raise failure from None
+        done.append(action.name)

@@ -442,7 +442,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import DOMAIN_STATES, Domain
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import run_module
+from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 STRUCTURED = ('virt_type', 'arch', 'machine', 'memory', 'max_memory', 'vcpus', 'max_vcpus', 'cpu', 'firmware',
               'secure_boot', 'boot', 'disks', 'interfaces', 'graphics', 'console', 'guest_agent', 'rng', 'tpm')
@@ -502,7 +502,7 @@ def main():
     )
     if isinstance(module.params.get('graphics'), dict) and module.params['graphics'].get('password'):
         module.no_log_values.add(str(module.params['graphics']['password']))
-    run_module(module, Domain)
+    run_resource(module, Domain)
 
 
 if __name__ == '__main__':

@@ -123,7 +123,8 @@ domains:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import list_domains
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec, run_info_module
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
 
 
 def main():
@@ -132,7 +133,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    run_info_module(module, 'domains', 'domains',
+    run_info(module, 'domains', 'domains',
                     lambda conn: list_domains(conn, params['name'], params['details']))
 
 

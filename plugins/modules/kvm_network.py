@@ -441,7 +441,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import FORWARD_MODES, Network
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import run_module
+from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 RANGE = dict(type='list', elements='dict', options=dict(
     start=dict(type='str', required=True),
@@ -506,7 +506,7 @@ def main():
         mutually_exclusive=[('xml', option) for option in STRUCTURED],
         supports_check_mode=True,
     )
-    run_module(module, Network)
+    run_resource(module, Network)
 
 
 if __name__ == '__main__':

@@ -120,7 +120,8 @@ networks:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec, run_info_module
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import list_networks
 
 
@@ -129,7 +130,7 @@ def main():
         argument_spec=dict(**connection_argument_spec(), name=dict(type='str')),
         supports_check_mode=True,
     )
-    run_info_module(module, 'networks', 'networks', lambda conn: list_networks(conn, module.params['name']))
+    run_info(module, 'networks', 'networks', lambda conn: list_networks(conn, module.params['name']))
 
 
 if __name__ == '__main__':

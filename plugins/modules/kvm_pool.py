@@ -285,7 +285,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import POOL_TYPES, StoragePool
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import run_module
+from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 
 def main():
@@ -320,7 +320,7 @@ def main():
         mutually_exclusive=[('xml', 'type'), ('xml', 'target'), ('xml', 'source')],
         supports_check_mode=True,
     )
-    run_module(module, StoragePool)
+    run_resource(module, StoragePool)
 
 
 if __name__ == '__main__':

@@ -121,7 +121,8 @@ pools:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec, run_info_module
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import list_pools
 
 
@@ -132,7 +133,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    run_info_module(module, 'storage pools', 'pools',
+    run_info(module, 'storage pools', 'pools',
                     lambda conn: list_pools(conn, params['name'], params['volumes']))
 
 

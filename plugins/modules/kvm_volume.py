@@ -304,7 +304,7 @@ libvirt_error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import run_module
+from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import CONTENT_OPTIONS, Volume
 
 
@@ -343,7 +343,7 @@ def main():
         required_by={'backing_pool': 'backing_volume', 'clone_pool': 'clone_from', 'checksum': 'upload_from'},
         supports_check_mode=True,
     )
-    run_module(module, Volume)
+    run_resource(module, Volume)
 
 
 if __name__ == '__main__':
