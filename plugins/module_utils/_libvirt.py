@@ -62,6 +62,14 @@ def connection_argument_spec() -> dict:
     return dict(uri=dict(type='str', default=DEFAULT_URI, fallback=(env_fallback, ['LIBVIRT_DEFAULT_URI'])))
 
 
+def flags(*names) -> int:
+    """The OR of libvirt constants by name; names this libvirt-python lacks count as 0."""
+    value = 0
+    for name in names:
+        value |= getattr(libvirt, name, 0)
+    return value
+
+
 def error_code_name(code: int) -> str | None:
     """The VIR_ERR_* name of a libvirt error code, for people and for tests."""
     for name in dir(libvirt):

@@ -16,12 +16,20 @@ import struct
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import ip_address, mac_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, read_all, xml_desc
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts import (
+    bridge_name,
+    definition_facts,
+    forward_mode,
+    inactive_xml,
+    network_info,
+    subnet,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 
 FORWARD_MODES = ('nat', 'route', 'open', 'bridge', 'isolated')
-MAC_RE = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
 BRIDGE_NAME_MAX = 15  # IFNAMSIZ - 1
 SIOCBRADDIF = 0x89a2  # linux/sockios.h: add an interface to a bridge
 
@@ -42,21 +50,6 @@ OWNED_LISTS = frozenset({
 
 
 # ---- validation ------------------------------------------------------------------------------
-def mac_address(value, option: str) -> str:
-    text = str(value).strip().lower()
-    if not MAC_RE.match(text):
-        raise KvmError(f"{option}: {value!r} is not a MAC address such as '52:54:00:12:34:56'")
-    return text
-
-
-def ip_address(value, option: str, version: int):
-    try:
-        address = ipaddress.ip_address(str(value).strip())
-    except ValueError:
-        raise KvmError(f'{option}: {value!r} is not an IP address') from None
-    if address.version != version:
-        raise KvmError(f'{option}: {value!r} is not an IPv{version} address')
-    return address
 
 
 def ip_interface(block: dict, option: str, version: int):
@@ -137,17 +130,15 @@ def attach_to_bridge(device: str, bridge: str) -> None:
                 raise
 
 
-def forward_mode(definition) -> str:
-    forward = definition.find('forward')
-    return 'isolated' if forward is None else forward.get('mode', 'nat')
-
-
 class Network(Resource):
     kind = 'network'
     result_key = 'network'
+    root_tag = 'network'
+    lookup_call = 'networkLookupByName'
+    missing_error = 'VIR_ERR_NO_NETWORK'
 
-    def __init__(self, conn, params: dict, check_mode: bool = False):
-        super().__init__(conn, params, check_mode)
+    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
+        super().__init__(conn, params, check_mode, shared)
         owned = set(OWNED_LISTS)
         if params.get('xml') or params.get('forward'):
             owned.add('forward')  # no <forward> wanted means isolated: remove it
@@ -170,14 +161,11 @@ class Network(Resource):
                 parent.extend(items)
         return element
 
-    def desired_xml(self, before: Snapshot):
+    def desired_xml(self, before: Snapshot, plan: Plan):
         params = self.params
         if params.get('xml'):
-            desired = _xml.parse_xml(params['xml'], 'xml')
-            if desired.tag != 'network':
-                raise KvmError(f'xml: expected a <network> document, got <{desired.tag}>')
-            return desired
-        current = self.current_definition = before.xml if before.exists else None
+            return self.xml_document()
+        current = before.xml if before.exists else None
         mode = params.get('forward') or (forward_mode(current) if current is not None else 'isolated')
         net = ET.Element('network')
         _xml.sub_element(net, 'name', self.name)
@@ -215,13 +203,6 @@ class Network(Resource):
             if mode == 'bridge':
                 raise KvmError('bridge: forward: bridge needs the name of an existing host bridge')
             return
-        if isinstance(bridge, str):
-            bridge = {'name': bridge}
-        if not isinstance(bridge, dict):
-            raise KvmError(f'bridge: expected a bridge name or a dict with name, stp and delay, got {bridge!r}')
-        unknown = set(bridge) - {'name', 'stp', 'delay'}
-        if unknown:
-            raise KvmError(f"bridge: unknown key(s) {', '.join(sorted(unknown))}; use name, stp and delay")
         name = bridge.get('name')
         if name is not None and (not re.fullmatch(r'[A-Za-z0-9_.:-]+', str(name)) or len(str(name)) > BRIDGE_NAME_MAX):
             raise KvmError(f'bridge.name: {name!r} is not a valid interface name (at most 15 letters, digits, -_.:)')
@@ -229,12 +210,11 @@ class Network(Resource):
             raise KvmError('bridge.name: forward: bridge needs the name of an existing host bridge')
         attrs = {'name': name}
         if bridge.get('stp') is not None:
-            attrs['stp'] = 'on' if _boolean(bridge['stp'], 'bridge.stp') else 'off'
+            attrs['stp'] = 'on' if bridge['stp'] else 'off'
         if bridge.get('delay') is not None:
-            try:
-                attrs['delay'] = int(bridge['delay'])
-            except (TypeError, ValueError):
-                raise KvmError(f"bridge.delay: {bridge['delay']!r} is not a number of seconds") from None
+            if bridge['delay'] < 0:
+                raise KvmError(f"bridge.delay: {bridge['delay']} is not a number of seconds")
+            attrs['delay'] = bridge['delay']
         _xml.sub_element(net, 'bridge', **attrs)
 
     def add_dns(self, net, dns: dict | None, current) -> None:
@@ -250,8 +230,6 @@ class Network(Resource):
         if dns.get('enable') is not None:
             element.set('enable', 'yes' if dns['enable'] else 'no')
         for index, forwarder in enumerate(dns.get('forwarders') or []):
-            if isinstance(forwarder, str):
-                forwarder = {'addr': forwarder}
             addr = forwarder.get('addr')
             if addr is not None:
                 try:
@@ -294,28 +272,28 @@ class Network(Resource):
         order += [version for version in (4, 6) if version not in order]
         for version in order:
             if blocks[version]:
-                net.append(self.ip_element(blocks[version], version))
+                net.append(self.ip_element(blocks[version], version, current))
             else:
                 for ip in existing:
                     if (ip.get('family') == 'ipv6') == (version == 6):
                         net.append(copy.deepcopy(ip))
 
-    def current_form(self, interface) -> str | None:
+    @staticmethod
+    def current_form(interface, current) -> str | None:
         """'netmask' when the network has this very subnet written as a netmask: the same subnet
         given as a prefix is then not a change (and the other way round)."""
-        current = self.current_definition
         for ip in current.findall('ip') if current is not None else []:
-            if ip.get('address') == str(interface.ip) and _subnet(ip) == interface.network:
+            if ip.get('address') == str(interface.ip) and subnet(ip) == interface.network:
                 return 'netmask' if ip.get('netmask') else 'prefix'
         return None
 
-    def ip_element(self, block: dict, version: int):
+    def ip_element(self, block: dict, version: int, current):
         option = f'ipv{version}'
         interface = ip_interface(block, option, version)
         dhcp = block.get('dhcp') or {}
         check_dhcp(dhcp, interface, option, version)
         attrs = {'family': 'ipv6' if version == 6 else None, 'address': str(interface.ip)}
-        form = self.current_form(interface)
+        form = self.current_form(interface, current)
         if form == 'netmask' or form is None and block.get('netmask') is not None:
             attrs['netmask'] = str(interface.netmask)
         else:
@@ -333,7 +311,18 @@ class Network(Resource):
         return ip
 
     # ---- checks against the other networks ------------------------------------------------
-    def validate_definition(self, merged, before: Snapshot) -> None:
+    def starts_now(self, before: Snapshot) -> bool:
+        """Whether this task makes the network run on the definition it writes: it starts it, or
+        restarts it (restart: true) while it runs."""
+        state = self.params['state']
+        if state == 'active' and not before.active:
+            return True
+        return before.active and state != 'inactive' and bool(self.params.get('restart'))
+
+    def validate_definition(self, merged, before: Snapshot, plan: Plan) -> None:
+        """A bridge or subnet that another network uses only matters when both would run: an
+        error when this task starts the network while the other one is active, else a warning
+        (libvirt itself refuses only at start)."""
         bridge = merged.find('bridge')
         bridge_name = bridge.get('name') if bridge is not None else None
         mode = forward_mode(merged)
@@ -341,27 +330,37 @@ class Network(Resource):
                 and not local_bridge_exists(bridge_name):
             raise KvmError(f"bridge: the host bridge {bridge_name!r} does not exist; create it first "
                            "(forward: bridge attaches guests to an existing bridge)")
-        subnets = [_subnet(ip) for ip in merged.findall('ip')]
+        subnets = [subnet(ip) for ip in merged.findall('ip')]
+        starts = self.starts_now(before)
         for other in self.conn.listAllNetworks(0):
             if other.name() == self.name:
                 continue
             definition = _xml.parse_xml(other.XMLDesc(0), 'libvirt network XML')
+            conflicts = []
             other_bridge = definition.find('bridge')
             if bridge_name and mode != 'bridge' and other_bridge is not None \
                     and other_bridge.get('name') == bridge_name and forward_mode(definition) != 'bridge':
-                raise KvmError(f"bridge: {bridge_name!r} is already the bridge of network '{other.name()}'")
+                conflicts.append(f"bridge: {bridge_name!r} is already the bridge of network '{other.name()}'")
             for ip in definition.findall('ip'):
-                theirs = _subnet(ip)
+                theirs = subnet(ip)
                 for ours in subnets:
                     if ours is not None and theirs is not None and ours.version == theirs.version \
                             and ours.overlaps(theirs):
-                        raise KvmError(f"the subnet {ours} overlaps {theirs} of network '{other.name()}'")
+                        conflicts.append(f"the subnet {ours} overlaps {theirs} of network '{other.name()}'")
+            if not conflicts:
+                continue
+            if starts and other.isActive():
+                raise KvmError(f"{conflicts[0]}, which is active: {self.label()} could not start")
+            for conflict in conflicts:
+                plan.warnings.append(f"{conflict} ({'inactive' if not other.isActive() else 'active'}); "
+                                     f"{self.label()} and '{other.name()}' cannot run at the same time")
 
     # ---- live updates ---------------------------------------------------------------------
-    def plan_live_updates(self, before: Snapshot, desired, plan: Plan) -> bool:
+    def plan_live_updates(self, before: Snapshot, plan: Plan) -> bool:
         """Hosts, ranges and DNS entries of a running network change with virNetworkUpdate
         (live and persistent together) when nothing else changed."""
-        if not before.active or self.needs_restart(before, before.xml):
+        desired = plan.desired
+        if not before.active or self.runs_older_definition(before, before.xml):
             return False
         lists = frozenset(LIVE_SECTIONS)
         stripped_desired = _xml.remove_paths(_xml.normalise(desired), lists)
@@ -411,24 +410,30 @@ class Network(Resource):
                     })
         return found
 
-    def plan_present(self, before: Snapshot) -> Plan:
-        plan = super().plan_present(before)
+    def runs_older_definition(self, before: Snapshot, definition) -> bool:
+        """True when the running network differs from ``definition`` (a restart would apply it)."""
+        return before.live_xml is not None and bool(_xml.differences(definition, before.live_xml,
+                                                                     self.authoritative))
+
+    def needs_restart(self, before: Snapshot, plan: Plan) -> bool:
+        return self.runs_older_definition(before, plan.merged)
+
+    def plan_state(self, before: Snapshot, plan: Plan) -> None:
+        super().plan_state(before, plan)
         if any(action.name == 'restart' for action in plan.actions):
             # A restart detaches the running guests' interfaces from the bridge: say which
             # (check mode) or put them back and say how it went.
-            self.restart_interfaces = self.attached_interfaces(_bridge_name(before.handle))
-            self.restart_plan = plan
-            plan.extra['reconnected'] = list(self.restart_interfaces) if self.check_mode else []
+            plan.context['interfaces'] = self.attached_interfaces(bridge_name(before.handle))
+            plan.extra['reconnected'] = list(plan.context['interfaces']) if self.check_mode else []
             plan.extra['disconnected'] = []
-        return plan
 
-    def restart(self, handle, merged) -> None:
-        report = self.restart_plan.extra
+    def restart(self, handle, plan: Plan) -> None:
+        report = plan.extra
         self.stop(handle)
         self.start(handle)
-        bridge = _bridge_name(handle)
+        bridge = bridge_name(handle)
         local = is_local_uri(self.conn.getURI())
-        for interface in self.restart_interfaces:
+        for interface in plan.context['interfaces']:
             entry = dict(interface)
             try:
                 if not (local and bridge and interface['device']):
@@ -441,17 +446,9 @@ class Network(Resource):
                 report['reconnected'].append(entry)
         if report['disconnected']:
             lost = ', '.join(sorted({entry['domain'] for entry in report['disconnected']}))
-            self.restart_plan.warnings.append(f'{self.label()} was restarted and these guests lost their link: {lost}')
+            plan.warnings.append(f'{self.label()} was restarted and these guests lost their link: {lost}')
 
     # ---- libvirt calls --------------------------------------------------------------------
-    def lookup(self):
-        try:
-            return self.conn.networkLookupByName(self.name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-                return None
-            raise
-
     def read(self, handle) -> Snapshot:
         active = bool(handle.isActive())
         live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt network XML')
@@ -464,34 +461,11 @@ class Network(Resource):
     def define(self, xml_text: str):
         return self.conn.networkDefineXML(xml_text)
 
-    def start(self, handle) -> None:
-        handle.create()
-
-    def stop(self, handle) -> None:
-        handle.destroy()
-
-    def undefine(self, handle) -> None:
-        handle.undefine()
-
-    def set_autostart(self, handle, enabled: bool) -> None:
-        handle.setAutostart(1 if enabled else 0)
-
-    def info(self, snapshot: Snapshot) -> dict:
+    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
         return network_info(snapshot.handle)
 
     def definition_facts(self, definition) -> dict:
         return definition_facts(definition)
-
-
-def _boolean(value, option: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ('yes', 'on', 'true', '1'):
-        return True
-    if text in ('no', 'off', 'false', '0'):
-        return False
-    raise KvmError(f'{option}: {value!r} is not a boolean')
 
 
 def _updater(handle, section: int, calls: list, flags: int):
@@ -499,111 +473,3 @@ def _updater(handle, section: int, calls: list, flags: int):
         for command, index, item in calls:
             handle.update(command, section, index, item, flags)
     return run
-
-
-def _subnet(ip):
-    try:
-        if ip.get('prefix'):
-            return ipaddress.ip_interface(f"{ip.get('address')}/{ip.get('prefix')}").network
-        if ip.get('netmask'):
-            return ipaddress.ip_interface(f"{ip.get('address')}/{ip.get('netmask')}").network
-        address = ipaddress.ip_address(ip.get('address'))
-        return ipaddress.ip_interface(f'{address}/{24 if address.version == 4 else 64}').network
-    except (TypeError, ValueError):
-        return None
-
-
-def _bridge_name(handle) -> str | None:
-    try:
-        return handle.bridgeName()
-    except libvirt.libvirtError:  # hostdev and macvtap networks have no bridge
-        return None
-
-
-def inactive_xml(handle, active: bool, live):
-    """The persistent definition (the live one is it while the network is stopped)."""
-    return xml_desc(handle, libvirt.VIR_NETWORK_XML_INACTIVE, 'libvirt network XML') if active else live
-
-
-# ---- facts ---------------------------------------------------------------------------------
-def network_info(handle) -> dict:
-    """Everything kvm_network and kvm_network_info return about one network."""
-    active = bool(handle.isActive())
-    definition = inactive_xml(handle, active, _xml.parse_xml(handle.XMLDesc(0), 'libvirt network XML'))
-    facts = {
-        'name': handle.name(),
-        'uuid': handle.UUIDString(),
-        'state': 'active' if active else 'inactive',
-        'active': active,
-        'autostart': bool(handle.autostart()),
-        'persistent': bool(handle.isPersistent()),
-        **definition_facts(definition),
-        'leases': leases(handle) if active else [],
-        'xml': _xml.to_text(definition),
-    }
-    facts['bridge'] = _bridge_name(handle) or facts['bridge']
-    return facts
-
-
-def definition_facts(definition) -> dict:
-    """The facts that follow from a network definition alone."""
-    addresses, ranges, hosts = [], [], []
-    for ip in definition.findall('ip'):
-        family = ip.get('family') or 'ipv4'
-        subnet = _subnet(ip)
-        addresses.append({
-            'family': family, 'address': ip.get('address'),
-            'prefix': subnet.prefixlen if subnet is not None else None,
-            'netmask': str(subnet.netmask) if subnet is not None and family == 'ipv4' else None,
-            'network': str(subnet) if subnet is not None else None,
-        })
-        for span in ip.findall('dhcp/range'):
-            ranges.append({'family': family, 'start': span.get('start'), 'end': span.get('end')})
-        for host in ip.findall('dhcp/host'):
-            hosts.append({'family': family, 'mac': host.get('mac'), 'name': host.get('name'),
-                          'ip': host.get('ip'), 'id': host.get('id')})
-    dns = definition.find('dns')
-    bridge = definition.find('bridge')
-    mtu = definition.find('mtu')
-    return {
-        'bridge': bridge.get('name') if bridge is not None else None,
-        'forward': forward_mode(definition),
-        'mtu': int(mtu.get('size')) if mtu is not None and mtu.get('size') else None,
-        'domain': definition.find('domain').get('name') if definition.find('domain') is not None else None,
-        'addresses': addresses,
-        'dhcp_ranges': ranges,
-        'dhcp_hosts': hosts,
-        'dns_hosts': [
-            {'ip': host.get('ip'), 'hostnames': [name.text for name in host.findall('hostname')]}
-            for host in (dns.findall('host') if dns is not None else [])
-        ],
-    }
-
-
-def leases(handle) -> list:
-    """The network's current DHCP leases, as dnsmasq handed them out."""
-    try:
-        found = handle.DHCPLeases()
-    except libvirt.libvirtError as err:
-        if err.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_INVALID):
-            return []
-        raise
-    return [
-        {
-            'mac': lease.get('mac'),
-            'ip': lease.get('ipaddr'),
-            'prefix': lease.get('prefix'),
-            'family': 'ipv6' if lease.get('type') == libvirt.VIR_IP_ADDR_TYPE_IPV6 else 'ipv4',
-            'hostname': lease.get('hostname'),
-            'client_id': lease.get('clientid'),
-            'expiry': lease.get('expirytime'),
-            'interface': lease.get('iface'),
-        }
-        for lease in sorted(found, key=lambda lease: (lease.get('ipaddr') or ''))
-    ]
-
-
-def list_networks(conn, name: str | None = None) -> list:
-    """kvm_network_info: one network (none when missing) or every network, one bulk call."""
-    return read_all(conn.networkLookupByName, lambda: conn.listAllNetworks(0), name, network_info,
-                    libvirt.VIR_ERR_NO_NETWORK)

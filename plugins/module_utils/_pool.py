@@ -16,9 +16,13 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
     sanitise_path,
     set_permissions,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt, read_all, xml_desc
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri
+from ansible_collections.hypervisor.kvm.plugins.module_utils._pool_facts import (
+    definition_facts,
+    inactive_xml,
+    pool_info,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Action, Plan, Resource, Snapshot
-from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import volume_info
 
 POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'disk', 'iscsi')
 
@@ -32,27 +36,20 @@ REQUIRED_SOURCE = {
 # Types whose target is a plain directory that libvirt's build creates (and nothing else).
 DIRECTORY_TYPES = ('dir', 'fs', 'netfs')
 
-POOL_STATES = {
-    0: 'inactive',  # VIR_STORAGE_POOL_INACTIVE
-    1: 'building',
-    2: 'active',
-    3: 'degraded',
-    4: 'inaccessible',
-}
-
 
 class StoragePool(Resource):
     kind = 'storage pool'
     result_key = 'pool'
+    root_tag = 'pool'
+    lookup_call = 'storagePoolLookupByName'
+    missing_error = 'VIR_ERR_NO_STORAGE_POOL'
     volatile = ('capacity', 'allocation', 'available')
 
     # ---- desired definition ---------------------------------------------------------------
-    def desired_xml(self, before: Snapshot):
+    def desired_xml(self, before: Snapshot, plan: Plan):
         params = self.params
         if params.get('xml'):
-            desired = _xml.parse_xml(params['xml'], 'xml')
-            if desired.tag != 'pool':
-                raise KvmError(f"xml: expected a <pool> document, got <{desired.tag}>")
+            desired = self.xml_document()
             path = desired.find('target/path')
             if path is not None and path.text:
                 path.text = sanitise_path(path.text)
@@ -102,14 +99,6 @@ class StoragePool(Resource):
             _xml.sub_element(_xml.sub_element(src, 'initiator'), 'iqn', name=source['initiator'])
 
     # ---- libvirt calls --------------------------------------------------------------------
-    def lookup(self):
-        try:
-            return self.conn.storagePoolLookupByName(self.name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-                return None
-            raise
-
     def read(self, handle) -> Snapshot:
         active = bool(handle.isActive())
         live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt pool XML')
@@ -122,18 +111,6 @@ class StoragePool(Resource):
 
     def define(self, xml_text: str):
         return self.conn.storagePoolDefineXML(xml_text, 0)
-
-    def start(self, handle) -> None:
-        handle.create(0)
-
-    def stop(self, handle) -> None:
-        handle.destroy()
-
-    def undefine(self, handle) -> None:
-        handle.undefine()
-
-    def set_autostart(self, handle, enabled: bool) -> None:
-        handle.setAutostart(1 if enabled else 0)
 
     def build(self, handle) -> None:
         """Create the target directory. Without flags libvirt formats nothing (with
@@ -160,16 +137,16 @@ class StoragePool(Resource):
         directory = self.local_directory(definition)
         return directory is None or not os.path.isdir(directory)
 
-    def plan_start(self, before, merged, plan: Plan, current) -> None:
+    def plan_start(self, before: Snapshot, plan: Plan) -> None:
+        merged = plan.merged
         if self.needs_build(merged):
             plan.add('build', f"building {self.label()} (creating {merged.findtext('target/path')})",
-                     lambda: self.build(current()))
-        plan.add('start', f'starting {self.label()}', lambda: self.start(current()))
+                     lambda: self.build(plan.handle()))
+        plan.add('start', f'starting {self.label()}', lambda: self.start(plan.handle()))
 
-    def plan_present(self, before: Snapshot) -> Plan:
-        plan = super().plan_present(before)
+    def plan_state(self, before: Snapshot, plan: Plan) -> None:
+        super().plan_state(before, plan)
         self.plan_permissions(plan, before)
-        return plan
 
     def plan_permissions(self, plan: Plan, before: Snapshot) -> None:
         """libvirt applies a target's mode, owner and group only when its build creates the
@@ -188,30 +165,30 @@ class StoragePool(Resource):
             if before.active:
                 before.handle.refresh(0)
 
-        names = [action.name for action in plan.actions]
-        position = next((names.index(name) for name in ('start', 'restart') if name in names), len(names))
-        plan.actions.insert(position, Action('set-permissions', f'setting {describe(changes)} on {directory}', apply))
+        plan.insert_before(('start', 'restart'),
+                           Action('set-permissions', f'setting {describe(changes)} on {directory}', apply))
 
-    def needs_restart(self, before: Snapshot, merged) -> bool:
+    def needs_restart(self, before: Snapshot, plan: Plan) -> bool:
         """Permissions never need a restart: they are applied to the directory directly."""
         if before.live_xml is None:
             return False
         without = ('target/permissions',)
-        return bool(_xml.differences(_xml.remove_paths(_xml.normalise(merged), without),
+        return bool(_xml.differences(_xml.remove_paths(_xml.normalise(plan.merged), without),
                                      _xml.remove_paths(_xml.normalise(before.live_xml), without)))
 
-    def restart(self, handle, merged) -> None:
+    def restart(self, handle, plan: Plan) -> None:
         self.stop(handle)
-        if self.needs_build(merged):
+        if self.needs_build(plan.merged):
             self.build(handle)
         self.start(handle)
 
-    def plan_absent(self, before: Snapshot) -> Plan:
+    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
         """``absent`` keeps the pool's storage unless ``delete_storage`` asks, and never deletes
         volumes unless ``force`` asks too."""
         if not self.params.get('delete_storage') or not before.exists:
-            return super().plan_absent(before)
-        force, handle, plan = self.params.get('force'), before.handle, Plan()
+            super().plan_absent(before, plan)
+            return
+        force, handle = self.params.get('force'), before.handle
         if not before.persistent:
             raise KvmError(f"{self.label()} is transient: it disappears when stopped, so delete_storage cannot "
                            "delete its storage; delete its volumes with kvm_volume instead")
@@ -248,10 +225,9 @@ class StoragePool(Resource):
         if storage_exists:
             plan.add('delete', f"deleting the storage of {self.label()}", lambda: handle.delete(0))
         plan.add('undefine', f'undefining {self.label()}', lambda: self.undefine(handle))
-        return plan
 
     # ---- facts ----------------------------------------------------------------------------
-    def info(self, snapshot: Snapshot) -> dict:
+    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
         return pool_info(snapshot.handle)
 
     def definition_facts(self, definition) -> dict:
@@ -266,51 +242,3 @@ def delete_all_volumes(handle) -> list:
         paths.append(volume.path())
         volume.delete(0)
     return paths
-
-
-def inactive_xml(handle, active: bool, live: ET.Element) -> ET.Element:
-    """The persistent definition (the live one is it while the pool is stopped)."""
-    return xml_desc(handle, libvirt.VIR_STORAGE_XML_INACTIVE, 'libvirt pool XML') if active else live
-
-
-def definition_facts(definition) -> dict:
-    """The facts that follow from a pool definition alone."""
-    return {'type': definition.get('type'), 'target': definition.findtext('target/path')}
-
-
-def pool_info(handle, volume_details: bool = False) -> dict:
-    """Everything kvm_pool and kvm_pool_info return about one pool; ``volumes`` lists the
-    volume names, or with ``volume_details`` each volume's facts (sizes, format, backing store)."""
-    state, capacity, allocation, available = handle.info()
-    active = bool(handle.isActive())
-    live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt pool XML')
-    definition = inactive_xml(handle, active, live)
-    if not active:
-        volumes = None
-    elif volume_details:
-        volumes = [volume_info(volume, handle.name())
-                   for volume in sorted(handle.listAllVolumes(0), key=lambda volume: volume.name())]
-    else:
-        volumes = sorted(handle.listVolumes())
-    return {
-        'name': handle.name(),
-        'uuid': handle.UUIDString(),
-        **definition_facts(definition),
-        'state': 'active' if active else 'inactive',
-        'status': POOL_STATES.get(state, str(state)),
-        'active': active,
-        'autostart': bool(handle.autostart()),
-        'persistent': bool(handle.isPersistent()),
-        'capacity': capacity if active else None,
-        'allocation': allocation if active else None,
-        'available': available if active else None,
-        'volume_count': len(volumes) if volumes is not None else None,
-        'volumes': volumes,
-        'xml': _xml.to_text(definition),
-    }
-
-
-def list_pools(conn, name: str | None = None, volume_details: bool = False) -> list:
-    """kvm_pool_info: one pool (none when missing) or every pool, read with one bulk call."""
-    return read_all(conn.storagePoolLookupByName, lambda: conn.listAllStoragePools(0), name,
-                    lambda handle: pool_info(handle, volume_details), libvirt.VIR_ERR_NO_STORAGE_POOL)

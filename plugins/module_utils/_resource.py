@@ -1,13 +1,19 @@
 # Copyright: hypervisor.kvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The engine behind every resource module (DESIGN.md, the module contract).
+"""The engine behind every resource module (docs/architecture.md, "The engine").
 
-read actual -> build desired -> plan (a list of actions) -> apply unless check mode -> result.
+read actual -> build desired (libvirt's spelling) -> plan (a list of actions) -> apply unless
+check mode -> result.
 
 Check mode and real runs share every step but the side effects: ``changed``, ``actions``,
 ``restart_required`` and ``diff`` all come from the plan, so check mode reports exactly what a
 real run would do. The diff's "after" is the *predicted* definition (libvirt's current
 definition with the desired one merged over it) in both modes.
+
+Adapters (``_pool.py``, ``_network.py``, ``_domain.py``, ``_volume.py``) declare their lookup
+and XML rules as data and fill the hooks below; they keep nothing between planning and
+applying. The :class:`Plan` is the only carrier of a run's state (its ``context``), so an action
+can only do what the plan lists.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._canonical import canonical
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, guard
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, guard, libvirt
 
 STATE_KEYS = ('active', 'autostart', 'persistent')
 
@@ -33,6 +40,7 @@ class Snapshot:
     autostart: bool = False
     persistent: bool = False
     handle: object = None  # the libvirt object
+    parent: object = None  # the libvirt object it lives in (a volume's pool)
     facts: dict | None = None  # the small state dict of the diff, when not STATE_KEYS
 
     def state(self) -> dict:
@@ -45,24 +53,45 @@ class Snapshot:
 
 @dataclass
 class Action:
-    """One step of a plan: ``name`` is what users see in ``actions``; ``run`` does it."""
+    """One step of a plan: ``name`` is what users see in ``actions``; ``run`` does it.
+    A step that changes nothing (waiting for an address) has ``change`` False."""
 
     name: str
     describe: str
     run: Callable[[], object]
+    change: bool = True
 
 
 @dataclass
 class Plan:
+    """What a run will do, and everything the run knows: the only carrier of per-run state."""
+
+    before: Snapshot = field(default_factory=Snapshot)
     actions: list = field(default_factory=list)
     after: Snapshot = field(default_factory=Snapshot)  # predicted end state
     restart_required: bool = False
     desired: object = None  # the desired definition (what the user specified), cleaned
+    merged: object = None  # the definition to write: libvirt's current one with the desired merged in
     warnings: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # resource-specific result keys
+    context: dict = field(default_factory=dict)  # values the actions share (a handle define returns...)
 
-    def add(self, name: str, describe: str, run: Callable[[], object]) -> None:
-        self.actions.append(Action(name, describe, run))
+    def add(self, name: str, describe: str, run: Callable[[], object], change: bool = True) -> None:
+        self.actions.append(Action(name, describe, run, change))
+
+    def insert_before(self, names: tuple, action: Action) -> None:
+        """Insert ``action`` before the first action named in ``names`` (else at the end)."""
+        position = next((index for index, planned in enumerate(self.actions) if planned.name in names),
+                        len(self.actions))
+        self.actions.insert(position, action)
+
+    def names(self) -> list:
+        """The names of the steps that change something, in order (the result's ``actions``)."""
+        return [action.name for action in self.actions if action.change]
+
+    def handle(self):
+        """The libvirt object: the one libvirt had, or the one the plan's define created."""
+        return self.context.get('handle', self.before.handle)
 
 
 def diff_text(snapshot: Snapshot, display=None) -> str:
@@ -74,200 +103,6 @@ def diff_text(snapshot: Snapshot, display=None) -> str:
              for key, value in snapshot.state().items()]
     element = display(snapshot.xml) if display else snapshot.xml
     return '\n'.join(lines) + ('\n' if lines else '') + _xml.to_text(element)
-
-
-class Resource:
-    """Base of the per-resource adapters (``_pool.py``, ``_network.py``...).
-
-    Subclasses set ``kind`` (for messages), ``result_key`` and the XML rules, and implement
-    ``lookup``, ``read``, ``desired_xml``, ``define``, ``start``, ``stop``, ``undefine``,
-    ``set_autostart`` and ``info``. The lifecycle planning below fits every libvirt object
-    with the states present / active / inactive / absent (pools, networks).
-    """
-
-    kind = 'object'
-    result_key = 'object'
-    volatile = ()  # tag paths that change on their own (sizes, runtime ids): never compared
-    authoritative = frozenset()  # tag paths of lists the user owns (see _xml.differences)
-
-    def __init__(self, conn, params: dict, check_mode: bool = False):
-        self.conn = conn
-        self.params = params
-        self.check_mode = check_mode
-        self.name = self.resolve_name(params)
-
-    @staticmethod
-    def resolve_name(params: dict) -> str:
-        """The object's name: the option, else the ``<name>`` of ``xml``; both must agree."""
-        name = params.get('name')
-        if not params.get('xml'):
-            return name
-        xml_name = (_xml.parse_xml(params['xml'], 'xml').findtext('name') or '').strip()
-        if not xml_name:
-            raise KvmError('xml: the definition has no <name> element')
-        if name and name != xml_name:
-            raise KvmError(f"name {name!r} does not match the name {xml_name!r} in xml")
-        return xml_name
-
-    # ---- reading -------------------------------------------------------------------------
-    def label(self) -> str:
-        return f"{self.kind} '{self.name}'"
-
-    def display(self, element):
-        """A definition as shown to people (diff, returned xml): secrets hidden where any."""
-        return element
-
-    def clean(self, element):
-        """Normalise a definition for comparison: volatile parts removed, layout ignored."""
-        if element is None:
-            return None
-        return _xml.remove_paths(_xml.normalise(element), self.volatile)
-
-    def snapshot(self) -> Snapshot:
-        with guard(f'reading {self.label()}'):
-            handle = self.lookup()
-            if handle is None:
-                return Snapshot()
-            return self.read(handle)
-
-    # ---- planning ------------------------------------------------------------------------
-    def plan(self, before: Snapshot) -> Plan:
-        if self.params['state'] == 'absent':
-            return self.plan_absent(before)
-        return self.plan_present(before)
-
-    def plan_absent(self, before: Snapshot) -> Plan:
-        plan = Plan()
-        if not before.exists:
-            return plan
-        if before.active:
-            plan.add('stop', f'stopping {self.label()}', lambda: self.stop(before.handle))
-        if before.persistent:
-            plan.add('undefine', f'undefining {self.label()}', lambda: self.undefine(before.handle))
-        return plan
-
-    def plan_present(self, before: Snapshot) -> Plan:
-        state = self.params['state']
-        desired = self.clean(self.desired_xml(before))
-        merged = self.clean(_xml.merge(desired, before.xml, self.authoritative))
-        plan = Plan(desired=desired)
-        after = plan.after
-        after.exists, after.xml, after.persistent = True, merged, True
-        after.autostart = before.autostart
-        after.active = before.active
-
-        handle = {'object': before.handle}  # filled by define when the object is new
-
-        def current():
-            return handle['object']
-
-        new = not before.exists or not before.persistent
-        drift = not new and bool(_xml.differences(desired, before.xml, self.authoritative))
-        live = drift and self.plan_live_updates(before, desired, plan)
-        if not new and not drift:
-            after.xml = before.xml  # nothing to write: the diff shows no change
-        if new or (drift and not live):
-            self.validate_definition(merged, before)
-
-            def define():
-                handle['object'] = self.define(_xml.to_text(merged, pretty=False))
-            plan.actions.insert(0, Action('define', f'defining {self.label()}', define))
-
-        want_active = {'active': True, 'inactive': False}.get(state, before.active)
-        if want_active and not before.active:
-            self.plan_start(before, merged, plan, current)
-        elif not want_active and before.active:
-            plan.add('stop', f'stopping {self.label()}', lambda: self.stop(current()))
-        elif before.active and not live and self.needs_restart(before, merged):
-            if self.params.get('restart'):
-                plan.add('restart', f'restarting {self.label()} to apply its new definition',
-                         lambda: self.restart(current(), merged))
-            else:
-                plan.restart_required = True
-        after.active = want_active
-
-        autostart = self.params.get('autostart')
-        if autostart is not None and autostart != before.autostart:
-            plan.add('autostart' if autostart else 'disable-autostart',
-                     f"{'enabling' if autostart else 'disabling'} autostart of {self.label()}",
-                     lambda: self.set_autostart(current(), autostart))
-            after.autostart = autostart
-        return plan
-
-    def plan_live_updates(self, before: Snapshot, desired, plan: Plan) -> bool:
-        """Hook: apply the whole difference to the running object and its persistent definition
-        without a restart (networks). Return True when the planned updates cover it all."""
-        return False
-
-    def validate_definition(self, merged, before: Snapshot) -> None:
-        """Hook: checks against the rest of the host before a definition is written
-        (conflicting names, bridges, subnets...). Raise KvmError to refuse."""
-
-    def plan_start(self, before: Snapshot, merged, plan: Plan, current) -> None:
-        plan.add('start', f'starting {self.label()}', lambda: self.start(current()))
-
-    def needs_restart(self, before: Snapshot, merged) -> bool:
-        """True when the running object does not yet use (part of) the persistent definition."""
-        return before.live_xml is not None and bool(_xml.differences(merged, before.live_xml, self.authoritative))
-
-    def restart(self, handle, merged) -> None:
-        self.stop(handle)
-        self.start(handle)
-
-    # ---- running -------------------------------------------------------------------------
-    def converge(self) -> dict:
-        """Plan, apply unless in check mode, and build the module result."""
-        before = self.snapshot()
-        plan = self.plan(before)
-        apply_plan(plan, self.check_mode)
-        final = self.snapshot() if not self.check_mode else None
-        result = {
-            'changed': bool(plan.actions),
-            'actions': [action.name for action in plan.actions],
-            'restart_required': plan.restart_required,
-            self.result_key: self.result_info(before, plan, final),
-            'diff': {
-                'before': diff_text(before, self.display),
-                'after': diff_text(plan.after, self.display),
-                'before_header': f'{self.label()} (before)',
-                'after_header': f'{self.label()} (after)',
-            },
-        }
-        result.update(plan.extra)
-        if plan.warnings:
-            result['warnings'] = plan.warnings
-        return result
-
-    def result_info(self, before: Snapshot, plan: Plan, final: Snapshot | None) -> dict:
-        """The resource as it is after a real run, or as predicted in check mode."""
-        if final is not None:
-            return self.info(final) if final.exists else {'name': self.name, 'state': 'absent'}
-        if not plan.after.exists:
-            return {'name': self.name, 'state': 'absent'}
-        predicted = self.info(before) if before.exists else {'name': self.name, 'uuid': None}
-        predicted.update(self.definition_facts(plan.after.xml))
-        predicted.update(plan.after.state())
-        if plan.after.facts is None:
-            predicted['state'] = 'active' if plan.after.active else 'inactive'
-        predicted['xml'] = _xml.to_text(self.display(plan.after.xml))
-        return predicted
-
-    # ---- to implement per resource ------------------------------------------------------
-    def lookup(self):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def read(self, handle) -> Snapshot:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def desired_xml(self, before: Snapshot):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def info(self, snapshot: Snapshot) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def definition_facts(self, definition) -> dict:
-        """The facts of ``info`` that follow from a definition alone (for check mode)."""
-        return {}
 
 
 def apply_plan(plan: Plan, check_mode: bool) -> None:
@@ -283,7 +118,267 @@ def apply_plan(plan: Plan, check_mode: bool) -> None:
                 action.run()
         except Exception as err:  # pylint: disable=broad-exception-caught  # reported, not raised raw
             failure = as_failure(err, action.describe)
-            failure.details.update(changed=bool(done), actions=[a.name for a in plan.actions],
-                                   actions_done=done, failed_action=action.name)
+            failure.details.update(changed=any(step.change for step in done), actions=plan.names(),
+                                   actions_done=[step.name for step in done if step.change],
+                                   failed_action=action.name)
             raise failure from None
-        done.append(action.name)
+        done.append(action)
+
+
+class Resource:
+    """The skeleton every per-resource adapter fills (docs/architecture.md, "Adapters").
+
+    Declared as data: ``kind`` (for messages), ``result_key``, ``root_tag``, ``lookup_call``
+    (the connection method that finds an object by name), ``missing_error`` (libvirt's "no such
+    object" code), ``volatile`` and ``authoritative`` (the XML rules), ``lifecycle`` (objects that
+    are defined, started and stopped; volumes are not).
+
+    Hooks, each with a default that fits pools and networks: :meth:`desired_xml`,
+    :meth:`plan_definition` (content sources for volumes), :meth:`plan_live_updates` (networks,
+    domains), :meth:`plan_state` (power states for domains), :meth:`plan_absent`,
+    :meth:`validate_definition`, :meth:`needs_restart`, and the libvirt calls :meth:`define`,
+    :meth:`start`, :meth:`stop`, :meth:`undefine`, :meth:`set_autostart`, :meth:`read`, :meth:`info`.
+    """
+
+    kind = 'object'
+    result_key = 'object'
+    root_tag = ''
+    lookup_call = ''
+    missing_error = ''
+    lifecycle = True
+    volatile = ()  # tag paths that change on their own (sizes, runtime ids): never compared
+    authoritative = frozenset()  # tag paths of lists the user owns (see _xml.reconcile)
+
+    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
+        self.conn = conn
+        self.params = params
+        self.check_mode = check_mode
+        # what several resources converged in one module run know of each other (kvm_guests)
+        self.shared = shared if shared is not None else {}
+        self.name = self.resolve_name(params)
+
+    @staticmethod
+    def resolve_name(params: dict) -> str:
+        """The object's name: the option, else the ``<name>`` of ``xml``; both must agree."""
+        name = params.get('name')
+        if not params.get('xml'):
+            return name
+        xml_name = (_xml.parse_xml(params['xml'], 'xml').findtext('name') or '').strip()
+        if not xml_name:
+            raise KvmError('xml: the definition has no <name> element')
+        if name and name != xml_name:
+            raise KvmError(f"name {name!r} does not match the name {xml_name!r} in xml")
+        return xml_name
+
+    def xml_document(self):
+        """The ``xml`` option, parsed; its root element must be this resource's ``root_tag``."""
+        document = _xml.parse_xml(self.params['xml'], 'xml')
+        if document.tag != self.root_tag:
+            raise KvmError(f'xml: expected a <{self.root_tag}> document, got <{document.tag}>')
+        return document
+
+    # ---- reading -------------------------------------------------------------------------
+    def label(self) -> str:
+        return f"{self.kind} '{self.name}'"
+
+    def display(self, element):
+        """A definition as shown to people (diff, returned xml): secrets hidden where any."""
+        return element
+
+    def clean(self, element):
+        """Normalise a definition for comparison: volatile parts removed, layout ignored."""
+        if element is None:
+            return None
+        return _xml.remove_paths(_xml.normalise(element), self.volatile)
+
+    def lookup(self):
+        """The libvirt object by name, None when there is none."""
+        try:
+            return getattr(self.conn, self.lookup_call)(self.name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == getattr(libvirt, self.missing_error):
+                return None
+            raise
+
+    def snapshot(self) -> Snapshot:
+        with guard(f'reading {self.label()}'):
+            handle = self.lookup()
+            if handle is None:
+                return Snapshot()
+            return self.read(handle)
+
+    # ---- planning ------------------------------------------------------------------------
+    def plan(self, before: Snapshot) -> Plan:
+        plan = Plan(before=before)
+        self.check_options(plan)
+        if self.params['state'] == 'absent':
+            self.plan_absent(before, plan)
+            return plan
+        self.plan_definition(before, plan)
+        if self.lifecycle:
+            self.plan_state(before, plan)
+            self.plan_autostart(before, plan)
+        return plan
+
+    def check_options(self, plan: Plan) -> None:
+        """Hook: option combinations the argument spec cannot express. Raise KvmError to refuse."""
+
+    def desired(self, before: Snapshot, plan: Plan):
+        """The desired definition in libvirt's own spelling (docs/architecture.md, "Equal means
+        equal to libvirt"); what libvirt would not keep is left out, with a warning."""
+        desired = self.clean(self.desired_xml(before, plan))
+        projected, dropped = canonical(desired, self.authoritative)
+        if dropped:
+            plan.warnings.append(
+                f"libvirt does not keep these parts of the definition of {self.label()}, so they are left out of "
+                f"the comparison (default values it does not write, or settings this libvirt version ignores): "
+                f"{'; '.join(dropped)}")
+        return self.clean(projected)
+
+    def plan_definition(self, before: Snapshot, plan: Plan) -> None:
+        """Define a new object, or redefine one whose definition differs (unless live updates
+        write the whole difference)."""
+        desired = self.desired(before, plan)
+        differences, merged = _xml.reconcile(desired, before.xml, self.authoritative)
+        merged = self.clean(merged)
+        plan.desired, plan.merged = desired, merged
+        new = not before.exists or not before.persistent
+        drift = not new and self.drifted(before, differences, plan)
+        after = plan.after
+        after.exists, after.persistent = True, True
+        after.active, after.autostart = before.active, before.autostart
+        after.xml = merged if new or drift else before.xml  # nothing to write: the diff shows no change
+        covered = plan.context['live'] = drift and self.plan_live_updates(before, plan)
+        if new or (drift and not covered):
+            self.validate_definition(merged, before, plan)
+            text = _xml.to_text(merged, pretty=False)
+
+            def define():
+                plan.context['handle'] = self.define(text)
+            plan.actions.insert(0, Action('define', f'defining {self.label()}', define))
+
+    def drifted(self, before: Snapshot, differences: list, plan: Plan) -> bool:
+        """Hook: whether an existing object's definition differs from the desired one."""
+        return bool(differences)
+
+    def plan_live_updates(self, before: Snapshot, plan: Plan) -> bool:
+        """Hook: plan changes to the running object. Return True when they also write the whole
+        difference into the persistent definition (no define needed)."""
+        return False
+
+    def validate_definition(self, merged, before: Snapshot, plan: Plan) -> None:
+        """Hook: checks against the rest of the host before a definition is written
+        (conflicting names, bridges, subnets...). Raise KvmError to refuse, or warn in ``plan``."""
+
+    def plan_state(self, before: Snapshot, plan: Plan) -> None:
+        """Hook: the object's running state (present keeps it, active starts, inactive stops),
+        and a restart when a running object does not use its new definition yet."""
+        state = self.params['state']
+        want_active = {'active': True, 'inactive': False}.get(state, before.active)
+        if want_active and not before.active:
+            self.plan_start(before, plan)
+        elif not want_active and before.active:
+            plan.add('stop', f'stopping {self.label()}', lambda: self.stop(plan.handle()))
+        elif before.active and not plan.context.get('live') and self.needs_restart(before, plan):
+            if self.params.get('restart'):
+                plan.add('restart', f'restarting {self.label()} to apply its new definition',
+                         lambda: self.restart(plan.handle(), plan))
+            else:
+                plan.restart_required = True
+        plan.after.active = want_active
+
+    def plan_start(self, before: Snapshot, plan: Plan) -> None:
+        plan.add('start', f'starting {self.label()}', lambda: self.start(plan.handle()))
+
+    def plan_autostart(self, before: Snapshot, plan: Plan) -> None:
+        autostart = self.params.get('autostart')
+        if autostart is not None and autostart != before.autostart:
+            plan.add('autostart' if autostart else 'disable-autostart',
+                     f"{'enabling' if autostart else 'disabling'} autostart of {self.label()}",
+                     lambda: self.set_autostart(plan.handle(), autostart))
+            plan.after.autostart = autostart
+
+    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
+        if not before.exists:
+            return
+        if before.active:
+            plan.add('stop', f'stopping {self.label()}', lambda: self.stop(before.handle))
+        if before.persistent:
+            plan.add('undefine', f'undefining {self.label()}', lambda: self.undefine(before.handle))
+
+    def needs_restart(self, before: Snapshot, plan: Plan) -> bool:
+        """True when the running object does not yet use (part of) the persistent definition."""
+        return before.live_xml is not None and bool(_xml.differences(plan.merged, before.live_xml,
+                                                                     self.authoritative))
+
+    def restart(self, handle, plan: Plan) -> None:
+        self.stop(handle)
+        self.start(handle)
+
+    # ---- running -------------------------------------------------------------------------
+    def converge(self) -> dict:
+        """Plan, apply unless in check mode, and build the module result."""
+        before = self.snapshot()
+        plan = self.plan(before)
+        apply_plan(plan, self.check_mode)
+        final = self.snapshot() if not self.check_mode else None
+        result = {
+            'changed': bool(plan.names()),
+            'actions': plan.names(),
+            'restart_required': plan.restart_required,
+            self.result_key: self.result_info(plan, final),
+            'diff': {
+                'before': diff_text(before, self.display),
+                'after': diff_text(plan.after, self.display),
+                'before_header': f'{self.label()} (before)',
+                'after_header': f'{self.label()} (after)',
+            },
+        }
+        result.update(plan.extra)
+        if plan.warnings:
+            result['warnings'] = plan.warnings
+        return result
+
+    def result_info(self, plan: Plan, final: Snapshot | None) -> dict:
+        """The resource as it is after a real run, or as predicted in check mode."""
+        if final is not None:
+            return self.info(final, plan) if final.exists else {'name': self.name, 'state': 'absent'}
+        if not plan.after.exists:
+            return {'name': self.name, 'state': 'absent'}
+        before = plan.before
+        predicted = self.info(before, plan) if before.exists else {'name': self.name, 'uuid': None}
+        predicted.update(self.definition_facts(plan.after.xml))
+        predicted.update(plan.after.state())
+        if plan.after.facts is None:
+            predicted['state'] = 'active' if plan.after.active else 'inactive'
+        predicted['xml'] = _xml.to_text(self.display(plan.after.xml))
+        return predicted
+
+    # ---- to implement per resource ------------------------------------------------------
+    def read(self, handle) -> Snapshot:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def desired_xml(self, before: Snapshot, plan: Plan):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def definition_facts(self, definition) -> dict:
+        """The facts of ``info`` that follow from a definition alone (for check mode)."""
+        return {}
+
+    def define(self, xml_text: str):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def start(self, handle) -> None:
+        handle.create()
+
+    def stop(self, handle) -> None:
+        handle.destroy()
+
+    def undefine(self, handle) -> None:
+        handle.undefine()
+
+    def set_autostart(self, handle, enabled: bool) -> None:
+        handle.setAutostart(1 if enabled else 0)

@@ -1,19 +1,19 @@
 # Copyright: hypervisor.kvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Storage volumes: empty disks, copy-on-write overlays, clones, uploads (local files and
-URLs, cached and checksummed), cloud-init seed images, safe resizes, and facts."""
+URLs, cached and checksummed), cloud-init seed images and safe resizes.
+
+A volume has no definition to rewrite and no running state: the engine's content hook
+(:meth:`Volume.plan_definition`) creates it from one source of content, or changes what can be
+changed in place (size, permissions, a seed's files).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import re
-import struct
-import tempfile
 import xml.etree.ElementTree as ET
-from urllib.parse import urlsplit
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
@@ -23,253 +23,77 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
     permissions_element,
     set_permissions,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._images import (
+    cache_path,
+    default_cache_dir,
+    download,
+    file_digest,
+    image_facts,
+    is_url,
+    parse_checksum,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import (
+    build_seed_iso,
+    read_seed_iso,
+    seed_digest,
+    seed_files,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, libvirt_size, parse_size
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volume_info
 
-try:
-    import yaml
-except ImportError:  # cloud-init reads JSON too (it is YAML)
-    yaml = None
-
-QCOW2_MAGIC = b'QFI\xfb'
-CHUNK = 4 * 1024 * 1024
 CONTENT_OPTIONS = ('backing_volume', 'clone_from', 'upload_from', 'cloud_init', 'xml')
-SEED_FILES = (('user-data', 'USERDATA.'), ('meta-data', 'METADATA.'), ('network-config', 'NETWORKC.'))
-
-
-# ---- images on the managed host ---------------------------------------------------------------
-def image_facts(path: str) -> dict:
-    """Format and virtual size of a local image file (qcow2 detected by its header, else raw)."""
-    try:
-        with open(path, 'rb') as image:
-            header = image.read(32)
-    except OSError as err:
-        raise KvmError(f'upload_from: cannot read {path}: {err.strerror}') from None
-    if header[:4] == QCOW2_MAGIC:
-        backing_offset, = struct.unpack('>Q', header[8:16])
-        if backing_offset:
-            raise KvmError(f'upload_from: {path} is a qcow2 overlay with a backing file; upload a standalone image')
-        size, = struct.unpack('>Q', header[24:32])
-        return {'format': 'qcow2', 'capacity': size, 'length': os.path.getsize(path)}
-    size = os.path.getsize(path)
-    return {'format': 'raw', 'capacity': size, 'length': size}
-
-
-def parse_checksum(checksum: str | None):
-    """``sha256:<hex>`` -> (algorithm, hex); None when not given."""
-    if not checksum:
-        return None
-    algorithm, _sep, digest = checksum.partition(':')
-    algorithm = algorithm.lower()
-    if not digest or algorithm not in hashlib.algorithms_guaranteed or not re.fullmatch('[0-9a-fA-F]+', digest):
-        raise KvmError(f"checksum: {checksum!r} is not 'algorithm:hexdigest' (e.g. 'sha256:9f86d0...'); "
-                       f"algorithms: {', '.join(sorted(a for a in hashlib.algorithms_guaranteed if 'shake' not in a))}")
-    return algorithm, digest.lower()
-
-
-def file_digest(path: str, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(CHUNK), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def is_url(source: str) -> bool:
-    return urlsplit(source).scheme in ('http', 'https', 'ftp', 'file')
-
-
-def default_cache_dir() -> str:
-    if os.geteuid() == 0:
-        return '/var/cache/hypervisor.kvm/images'
-    return os.path.join(os.path.expanduser('~'), '.cache', 'hypervisor.kvm', 'images')
-
-
-def cache_path(url: str, checksum, cache_dir: str) -> str:
-    """Where a download is kept: named after its checksum (or its URL), so it is fetched once."""
-    name = os.path.basename(urlsplit(url).path) or 'image'
-    key = checksum[1][:16] if checksum else hashlib.sha256(url.encode()).hexdigest()[:16]
-    return os.path.join(cache_dir, f'{key}-{name}')
-
-
-def download(url: str, destination: str, checksum, timeout: int = 60) -> None:
-    """Fetch ``url`` into ``destination`` (atomically), verifying ``checksum`` on the way."""
-    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
-
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
-    digest = hashlib.new(checksum[0]) if checksum else None
-    fd, partial = tempfile.mkstemp(dir=os.path.dirname(destination), prefix='.download-')
-    try:
-        with os.fdopen(fd, 'wb') as out:
-            try:
-                response = open_url(url, timeout=timeout)
-            except Exception as err:  # urllib raises many kinds; all mean "could not fetch"
-                raise KvmError(f'upload_from: downloading {url} failed: {err}') from None
-            for block in iter(lambda: response.read(CHUNK), b''):
-                out.write(block)
-                if digest:
-                    digest.update(block)
-        if digest and digest.hexdigest() != checksum[1]:
-            raise KvmError(f'upload_from: the checksum of {url} does not match: expected '
-                           f'{checksum[0]}:{checksum[1]}, got {checksum[0]}:{digest.hexdigest()}')
-        os.replace(partial, destination)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
-
-
-# ---- cloud-init seed images --------------------------------------------------------------------
-def _render(value, header: str = '') -> bytes:
-    if isinstance(value, str):
-        return value.encode()
-    if yaml is not None:
-        text = yaml.safe_dump(value, default_flow_style=False, sort_keys=False, width=4096)
-    else:
-        text = json.dumps(value, indent=2) + '\n'
-    return (header + text).encode()
-
-
-def seed_files(cloud_init: dict, volume_name: str) -> dict:
-    """The NoCloud files: user-data (a dict becomes #cloud-config), meta-data, network-config."""
-    meta = cloud_init.get('meta_data') or {}
-    if isinstance(meta, dict):
-        meta = {'instance-id': re.sub(r'\.(iso|img|raw)$', '', volume_name), **meta}
-    files = {
-        'user-data': _render(cloud_init.get('user_data') or {}, '#cloud-config\n'),
-        'meta-data': _render(meta),
-    }
-    if cloud_init.get('network_config') is not None:
-        files['network-config'] = _render(cloud_init['network_config'])
-    return files
-
-
-def seed_digest(files: dict) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b'\0' + files[name] + b'\0')
-    return 'sha256:' + digest.hexdigest()
-
-
-def _pycdlib():
-    try:
-        import pycdlib  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        raise KvmError('cloud_init needs the Python library pycdlib on the managed host '
-                       '(pip install pycdlib, or the python3-pycdlib package)') from None
-    return pycdlib
-
-
-def build_seed_iso(files: dict) -> bytes:
-    """A NoCloud seed ISO (volume label ``cidata``, Joliet and Rock Ridge names), in memory."""
-    pycdlib = _pycdlib()
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge='1.09', vol_ident='cidata')
-    for name, iso_name in SEED_FILES:
-        if name in files:
-            iso.add_fp(io.BytesIO(files[name]), len(files[name]), f'/{iso_name};1', rr_name=name,
-                       joliet_path=f'/{name}')
-    out = io.BytesIO()
-    iso.write_fp(out)
-    iso.close()
-    return out.getvalue()
-
-
-def read_seed_iso(data: bytes) -> dict | None:
-    """The files of a seed ISO, or None when ``data`` is not one."""
-    pycdlib = _pycdlib()
-    iso = pycdlib.PyCdlib()
-    try:
-        iso.open_fp(io.BytesIO(data))
-    except Exception:  # pycdlib raises its own exception types for anything unreadable
-        return None
-    files = {}
-    try:
-        for name, _iso_name in SEED_FILES:
-            out = io.BytesIO()
-            try:
-                iso.get_file_from_iso_fp(out, rr_path=f'/{name}')
-            except Exception:  # not in this seed
-                continue
-            files[name] = out.getvalue()
-    finally:
-        iso.close()
-    return files
-
-
-# ---- volume facts --------------------------------------------------------------------------------
-def volume_info(handle, pool_name: str) -> dict:
-    """Everything kvm_volume (and kvm_pool_info with volumes) returns about one volume."""
-    definition = _xml.parse_xml(handle.XMLDesc(0), 'libvirt volume XML')
-    backing = definition.find('backingStore')
-    return {
-        'name': handle.name(),
-        'pool': pool_name,
-        'path': handle.path(),
-        'key': handle.key(),
-        'type': definition.get('type'),
-        'format': definition.find('target/format').get('type') if definition.find('target/format') is not None
-        else None,
-        'capacity': libvirt_size(definition.find('capacity')),
-        'allocation': libvirt_size(definition.find('allocation')),
-        'backing_store': None if backing is None or not backing.findtext('path') else {
-            'path': backing.findtext('path'),
-            'format': backing.find('format').get('type') if backing.find('format') is not None else None,
-        },
-        'xml': _xml.to_text(definition),
-    }
 
 
 # ---- the resource ----------------------------------------------------------------------------------
 class Volume(Resource):
     kind = 'volume'
     result_key = 'volume'
+    root_tag = 'volume'
     volatile = ('allocation', 'physical', 'target/timestamps', 'backingStore/timestamps',
                 'backingStore/permissions', 'backingStore/backingStore')
 
-    def __init__(self, conn, params: dict, check_mode: bool = False):
-        super().__init__(conn, params, check_mode)
+    lifecycle = False
+
+    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
+        super().__init__(conn, params, check_mode, shared)
         self.pool_name = params['pool']
-        self.pool = None
-        self.files = None  # cloud-init seed files, when asked
 
     def label(self) -> str:
         return f"volume '{self.name}' in storage pool '{self.pool_name}'"
 
     # ---- reading --------------------------------------------------------------------------
-    def lookup(self):
+    def snapshot(self) -> Snapshot:
+        """The volume, with its pool as ``parent`` (also when the volume does not exist yet)."""
         try:
-            self.pool = self.conn.storagePoolLookupByName(self.pool_name)
+            pool = self.conn.storagePoolLookupByName(self.pool_name)
         except libvirt.libvirtError as err:
             if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
                 raise
             if self.params['state'] == 'absent':
-                return None  # no pool, no volume
+                return Snapshot()  # no pool, no volume
             raise KvmError(f"pool: storage pool '{self.pool_name}' does not exist") from None
-        if not self.pool.isActive():
+        if not pool.isActive():
             raise KvmError(f"pool: storage pool '{self.pool_name}' is inactive, so its volumes cannot be "
                            "read or changed; start it first (kvm_pool state: active)")
-        return self.find(self.name)
+        handle = find_volume(pool, self.name)
+        if handle is None:
+            return Snapshot(parent=pool)
+        snapshot = self.read(handle)
+        snapshot.parent = pool
+        return snapshot
 
-    def find(self, name: str, pool=None):
-        """A volume of an active pool by name; a refresh picks up files made outside libvirt."""
-        pool = pool or self.pool
-        for attempt in range(2):
-            try:
-                return pool.storageVolLookupByName(name)
-            except libvirt.libvirtError as err:
-                if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                    raise
-                if attempt == 0:
-                    pool.refresh(0)
-        return None
+    def find(self, plan: Plan, name: str):
+        """A volume of this pool by name (None when there is none)."""
+        return find_volume(plan.before.parent, name)
 
     def read(self, handle) -> Snapshot:
         definition = _xml.parse_xml(handle.XMLDesc(0), 'libvirt volume XML')
         # volumes have no active/autostart state: the diff shows their definition only
         return Snapshot(exists=True, handle=handle, xml=self.clean(definition), persistent=True, facts={})
 
-    def info(self, snapshot: Snapshot) -> dict:
+    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
         return volume_info(snapshot.handle, self.pool_name)
 
     def definition_facts(self, definition) -> dict:
@@ -280,12 +104,13 @@ class Volume(Resource):
             'capacity': libvirt_size(definition.find('capacity')),
         }
 
-    def result_info(self, before: Snapshot, plan: Plan, final: Snapshot | None) -> dict:
+    def result_info(self, plan: Plan, final: Snapshot | None) -> dict:
         absent = {'name': self.name, 'pool': self.pool_name, 'state': 'absent'}
         if final is not None:
             return self.info(final) if final.exists else absent
         if not plan.after.exists:
             return absent
+        before = plan.before
         predicted = self.info(before) if before.exists else {
             'name': self.name, 'pool': self.pool_name, 'path': None, 'key': None, 'type': None,
             'allocation': None, 'backing_store': None}
@@ -299,44 +124,41 @@ class Volume(Resource):
         return predicted
 
     # ---- planning ---------------------------------------------------------------------------
-    def plan(self, before: Snapshot) -> Plan:
-        self.check_options()
-        if self.params['state'] == 'absent':
-            return self.plan_absent(before)
-        plan = Plan()
+    def plan_definition(self, before: Snapshot, plan: Plan) -> None:
+        """The content hook: create the volume from its source, recreate it when asked and its
+        content differs, or change in place what can change (size, permissions, seed files)."""
         plan.after.exists, plan.after.persistent, plan.after.facts = True, True, {}
         if before.exists and self.params.get('recreate'):
-            reason = self.recreate_reason(before)
+            reason = self.recreate_reason(before, plan)
             if reason:
-                self.previous_capacity = volume_info(before.handle, self.pool_name)['capacity']
-                self.plan_delete(before, plan, 'delete', f'deleting {self.label()} to recreate it ({reason})')
+                plan.context['previous_capacity'] = volume_info(before.handle, self.pool_name)['capacity']
+                plan.add('delete', f'deleting {self.label()} to recreate it ({reason})', before.handle.delete)
                 plan.extra['recreated'] = reason
-                before = Snapshot()
+                before = Snapshot(parent=before.parent)
         if not before.exists:
             self.plan_create(plan)
         else:
             self.plan_update(before, plan)
-        if self.files is not None:
-            plan.after.facts = {'content': seed_digest(self.files)}
-        self.plan_actions = plan.actions
-        return plan
+        if plan.context.get('files') is not None:
+            plan.after.facts = {'content': seed_digest(plan.context['files'])}
 
-    def recreate_reason(self, before: Snapshot) -> str | None:
+    def recreate_reason(self, before: Snapshot, plan: Plan) -> str | None:
         """Why ``recreate: true`` replaces the existing volume, or None when its content already
         comes from what is asked (so a second run destroys nothing)."""
         params = self.params
         current = volume_info(before.handle, self.pool_name)
         wanted_format = params.get('format')
-        if not wanted_format and params.get('xml') and self.xml_definition().find('target/format') is not None:
-            wanted_format = self.xml_definition().find('target/format').get('type')
-        if wanted_format and current['format'] and wanted_format != current['format'] and self.files is None:
+        if not wanted_format and params.get('xml') and self.xml_document().find('target/format') is not None:
+            wanted_format = self.xml_document().find('target/format').get('type')
+        if wanted_format and current['format'] and wanted_format != current['format'] \
+                and plan.context.get('files') is None:
             return f"format {current['format']} -> {wanted_format}"
         if params.get('backing_volume'):
-            facts = self.source_volume('backing_volume', 'backing_pool')[1]
+            facts = self.source_volume(plan, 'backing_volume', 'backing_pool')[1]
             have = (current['backing_store'] or {}).get('path')
             return None if have == facts['path'] else f"backing store {have} -> {facts['path']}"
         if params.get('clone_from'):
-            facts = self.source_volume('clone_from', 'clone_pool')[1]
+            facts = self.source_volume(plan, 'clone_from', 'clone_pool')[1]
             same = facts['capacity'] <= current['capacity'] and (wanted_format or facts['format']) == current['format']
             return None if same else f"not a copy of {facts['path']}"
         if params.get('upload_from'):
@@ -349,62 +171,51 @@ class Volume(Resource):
             return f"content differs from {params['checksum']}" if local else 'content cannot be compared remotely'
         return None
 
-    def xml_definition(self):
-        return _xml.parse_xml(self.params['xml'], 'xml')
-
-    def check_options(self) -> None:
+    def check_options(self, plan: Plan) -> None:
         given = [option for option in CONTENT_OPTIONS if self.params.get(option)]
         if len(given) > 1:
             raise KvmError(f"{' and '.join(given)}: give one source of content, not several")
         if self.params.get('backing_volume') and self.params.get('format') not in (None, 'qcow2'):
             raise KvmError(f"format: a copy-on-write overlay is a qcow2 volume, not {self.params['format']}")
         if self.params.get('cloud_init'):
-            self.files = seed_files(self.params['cloud_init'], self.name)
-        if self.files is not None and self.params.get('format') not in (None, 'raw'):
-            raise KvmError(f"format: a cloud-init seed is a raw ISO image, not {self.params['format']}")
+            plan.context['files'] = seed_files(self.params['cloud_init'], self.name)
+            if self.params.get('format') not in (None, 'raw'):
+                raise KvmError(f"format: a cloud-init seed is a raw ISO image, not {self.params['format']}")
 
-    def plan_absent(self, before: Snapshot) -> Plan:
-        plan = Plan()
+    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
         plan.after.facts = {}
         if before.exists:
             if self.params.get('wipe'):
                 plan.add('wipe', f'wiping {self.label()}', lambda: before.handle.wipe(0))
-            self.plan_delete(before, plan, 'delete', f'deleting {self.label()}')
-        return plan
-
-    def plan_delete(self, before: Snapshot, plan: Plan, name: str, describe_text: str) -> None:
-        plan.add(name, describe_text, lambda: before.handle.delete(0))
+            plan.add('delete', f'deleting {self.label()}', lambda: before.handle.delete(0))
 
     # -- a new volume
     def plan_create(self, plan: Plan) -> None:
         params = self.params
         if params.get('xml'):
-            definition = _xml.parse_xml(params['xml'], 'xml')
-            if definition.tag != 'volume':
-                raise KvmError(f'xml: expected a <volume> document, got <{definition.tag}>')
-            self.add_create(plan, definition)
+            self.add_create(plan, self.xml_document())
         elif params.get('backing_volume'):
             self.plan_overlay(plan)
         elif params.get('clone_from'):
             self.plan_clone(plan)
         elif params.get('upload_from'):
             self.plan_upload(plan)
-        elif self.files is not None:
+        elif plan.context.get('files') is not None:
             self.plan_seed(plan)
         else:
-            capacity = self.capacity() or getattr(self, 'previous_capacity', None)
+            capacity = self.capacity() or plan.context.get('previous_capacity')
             if not capacity:
                 raise KvmError(f'capacity: required to create {self.label()} (or give a source of content)')
-            self.add_create(plan, self.volume_xml(capacity, params.get('format') or self.default_format()))
+            self.add_create(plan, self.volume_xml(capacity, params.get('format') or self.default_format(plan)))
 
     def capacity(self):
         if self.params.get('capacity') is None:
             return None
         return parse_size(self.params['capacity'], 'capacity')
 
-    def default_format(self) -> str | None:
+    def default_format(self, plan: Plan) -> str | None:
         """qcow2 in file-based pools (sparse, snapshots); block pools decide for themselves."""
-        pool_type = _xml.parse_xml(self.pool.XMLDesc(0), 'libvirt pool XML').get('type')
+        pool_type = _xml.parse_xml(plan.before.parent.XMLDesc(0), 'libvirt pool XML').get('type')
         return 'qcow2' if pool_type in ('dir', 'fs', 'netfs') else None
 
     def volume_xml(self, capacity: int, fmt: str | None, backing=None) -> ET.Element:
@@ -427,20 +238,22 @@ class Volume(Resource):
         return volume
 
     def add_create(self, plan: Plan, definition, name: str = 'create', source=None, describe_text=None) -> None:
-        """Create the volume from ``definition`` (cloning ``source()`` when given)."""
+        """Create the volume from ``definition`` (cloning ``source`` when given)."""
         text = _xml.to_text(definition, pretty=False)
         plan.after.xml = self.clean(definition)
+        pool = plan.before.parent
 
         def run():
             if source is None:
-                return self.pool.createXML(text, 0)
-            return self.pool.createXMLFrom(text, source(), 0)
+                return pool.createXML(text, 0)
+            return pool.createXMLFrom(text, source, 0)
 
         plan.add(name, describe_text or f'creating {self.label()}', run)
 
-    def source_volume(self, option: str, pool_option: str):
+    def source_volume(self, plan: Plan, option: str, pool_option: str):
+        """The volume an option names (in its own pool option, else this pool) and its facts."""
         pool_name = self.params.get(pool_option) or self.pool_name
-        with_pool = self.pool
+        with_pool = plan.before.parent
         if pool_name != self.pool_name:
             try:
                 with_pool = self.conn.storagePoolLookupByName(pool_name)
@@ -450,13 +263,13 @@ class Volume(Resource):
                 raise KvmError(f"{pool_option}: storage pool '{pool_name}' does not exist") from None
             if not with_pool.isActive():
                 raise KvmError(f"{pool_option}: storage pool '{pool_name}' is inactive")
-        volume = self.find(self.params[option], with_pool)
+        volume = find_volume(with_pool, self.params[option])
         if volume is None:
             raise KvmError(f"{option}: no volume '{self.params[option]}' in storage pool '{pool_name}'")
         return volume, volume_info(volume, pool_name)
 
     def plan_overlay(self, plan: Plan) -> None:
-        base, facts = self.source_volume('backing_volume', 'backing_pool')
+        _base, facts = self.source_volume(plan, 'backing_volume', 'backing_pool')
         capacity = self.capacity() or facts['capacity']
         if capacity < facts['capacity']:
             raise KvmError(f"capacity: {format_size(capacity)} is smaller than the backing volume "
@@ -465,14 +278,13 @@ class Volume(Resource):
         self.add_create(plan, definition, describe_text=f"creating {self.label()} over {facts['path']}")
 
     def plan_clone(self, plan: Plan) -> None:
-        source, facts = self.source_volume('clone_from', 'clone_pool')
+        source, facts = self.source_volume(plan, 'clone_from', 'clone_pool')
         capacity = self.capacity() or facts['capacity']
         if capacity < facts['capacity']:
             raise KvmError(f"capacity: {format_size(capacity)} is smaller than '{facts['name']}' "
                            f"({format_size(facts['capacity'])}); a clone cannot shrink")
         definition = self.volume_xml(facts['capacity'], self.params.get('format') or facts['format'])
-        self.add_create(plan, definition, 'clone', lambda: source,
-                        f"cloning {facts['path']} into {self.label()}")
+        self.add_create(plan, definition, 'clone', source, f"cloning {facts['path']} into {self.label()}")
         if capacity > facts['capacity']:
             self.plan_resize(plan, facts['capacity'], capacity)
 
@@ -492,6 +304,9 @@ class Volume(Resource):
                 facts = image_facts(cached)
             path = cached
         else:
+            if not os.path.isabs(source):
+                raise KvmError(f'upload_from: {source!r} is neither an absolute path on the managed host nor a URL '
+                               '(http, https, ftp or file)')
             if not os.path.isfile(source):
                 raise KvmError(f'upload_from: {source} is not a file on the managed host')
             actual = file_digest(source, checksum[0]) if checksum else None
@@ -500,63 +315,69 @@ class Volume(Resource):
                                f'{checksum[0]}:{checksum[1]}, got {checksum[0]}:{actual}')
             facts, path = image_facts(source), source
         wanted = self.params.get('format') or facts['format']
-        converting = wanted != facts['format']
         size = max(self.capacity() or 0, facts['capacity'] or 0)
         plan.after.xml = self.clean(self.volume_xml(size, wanted))
         if not size:  # a URL not downloaded yet: the size is not known before the download
             plan.after.xml.remove(plan.after.xml.find('capacity'))
-        plan.add('upload', f'uploading {path} into {self.label()}', lambda: self.upload_image(path, wanted))
-        if converting:
+        plan.add('upload', f'uploading {path} into {self.label()}', lambda: self.upload_image(plan, path, wanted))
+        if wanted != facts['format']:
+            plan.context['convert_planned'] = True
             plan.add('convert', f"converting {self.label()} from {facts['format']} to {wanted}",
-                     lambda: self.finish_conversion(wanted))
+                     lambda: self.finish_conversion(plan, wanted))
         if facts['capacity'] and (self.capacity() or 0) > facts['capacity']:
+            plan.context['resize_planned'] = True
             plan.add('resize', f"resizing {self.label()} from {format_size(facts['capacity'])} to "
-                     f"{format_size(self.capacity())}", lambda: self.find(self.name).resize(self.capacity(), 0))
+                     f"{format_size(self.capacity())}", lambda: self.find(plan, self.name).resize(self.capacity(), 0))
 
-    def upload_image(self, path: str, wanted: str) -> None:
+    def upload_image(self, plan: Plan, path: str, wanted: str) -> None:
         """Create the volume from a local image. When the image's format is not the wanted one,
         it goes into a temporary volume first, which :meth:`finish_conversion` converts (libvirt's
         clone converts formats) right after, in the same run."""
         facts = image_facts(path)
+        pool = plan.before.parent
         if facts['format'] == wanted:
-            volume = self.pool.createXML(_xml.to_text(self.volume_xml(facts['capacity'], wanted), pretty=False), 0)
-            self.stream_into(volume, path, facts['length'])
-            self.grow_to_capacity(volume, facts['capacity'])
+            volume = pool.createXML(_xml.to_text(self.volume_xml(facts['capacity'], wanted), pretty=False), 0)
+            try:
+                self.stream_into(volume, path, facts['length'])
+            except BaseException:
+                volume.delete(0)  # made by this run and half written: a second run must not keep it
+                raise
+            self.grow_to_capacity(plan, volume, facts['capacity'])
             return
         temporary_xml = ET.Element('volume')
         _xml.sub_element(temporary_xml, 'name', f'.{self.name}.upload')
         _xml.sub_element(temporary_xml, 'capacity', facts['capacity'], unit='bytes')
         _xml.sub_element(_xml.sub_element(temporary_xml, 'target'), 'format', type=facts['format'])
-        self.temporary = self.pool.createXML(_xml.to_text(temporary_xml, pretty=False), 0)
+        temporary = pool.createXML(_xml.to_text(temporary_xml, pretty=False), 0)
         try:
-            self.stream_into(self.temporary, path, facts['length'])
+            self.stream_into(temporary, path, facts['length'])
         except BaseException:
-            self.temporary.delete(0)
+            temporary.delete(0)
             raise
-        self.temporary_capacity = facts['capacity']
-        if not any(action.name == 'convert' for action in self.plan_actions):
-            self.finish_conversion(wanted)  # the format was a guess before the download
+        plan.context['temporary'] = (temporary, facts['capacity'])
+        if not plan.context.get('convert_planned'):
+            self.finish_conversion(plan, wanted)  # the format was a guess before the download
 
-    def finish_conversion(self, wanted: str) -> None:
-        temporary = getattr(self, 'temporary', None)
+    def finish_conversion(self, plan: Plan, wanted: str) -> None:
+        temporary, capacity = plan.context.pop('temporary', (None, None))
         if temporary is None:
             return  # the downloaded image had the wanted format after all
         try:
-            volume = self.pool.createXMLFrom(
-                _xml.to_text(self.volume_xml(self.temporary_capacity, wanted), pretty=False), temporary, 0)
+            volume = plan.before.parent.createXMLFrom(
+                _xml.to_text(self.volume_xml(capacity, wanted), pretty=False), temporary, 0)
         finally:
             temporary.delete(0)
-            self.temporary = None
-        self.grow_to_capacity(volume, self.temporary_capacity)
+        self.grow_to_capacity(plan, volume, capacity)
 
-    def grow_to_capacity(self, volume, size: int) -> None:
+    def grow_to_capacity(self, plan: Plan, volume, size: int) -> None:
         """Grow an upload to ``capacity`` when the plan could not know it needed to (a download)."""
-        if any(action.name == 'resize' for action in self.plan_actions):
+        if plan.context.get('resize_planned'):
             return
         if (self.capacity() or 0) > size:
             volume.resize(self.capacity(), 0)
 
     def stream_into(self, volume, path: str, length: int) -> None:
+        """Upload a local file through a libvirt stream (works over remote URIs)."""
         stream = self.conn.newStream(0)
         volume.upload(stream, 0, length, 0)
         try:
@@ -568,18 +389,29 @@ class Volume(Resource):
             raise
 
     def plan_seed(self, plan: Plan) -> None:
-        image = build_seed_iso(self.files)
+        image = build_seed_iso(plan.context['files'])
         definition = self.volume_xml(len(image), 'raw')
-        plan.after.xml = self.as_libvirt_reports_seeds(self.clean(definition))
+        plan.after.xml = self.as_libvirt_reports_seeds(plan, self.clean(definition))
+        pool = plan.before.parent
         plan.add('create', f'creating {self.label()}',
-                 lambda: self.pool.createXML(_xml.to_text(definition, pretty=False), 0))
+                 lambda: pool.createXML(_xml.to_text(definition, pretty=False), 0))
         plan.add('upload', f'writing the cloud-init seed into {self.label()}',
-                 lambda: self.write_bytes(self.find(self.name), image))
+                 lambda: self.write_seed(plan, image))
 
-    def as_libvirt_reports_seeds(self, definition):
+    def write_seed(self, plan: Plan, image: bytes) -> None:
+        """Write a seed into the volume the plan just created; a volume left half written is
+        deleted (a later run would take it for a seed)."""
+        volume = self.find(plan, self.name)
+        try:
+            self.write_bytes(volume, image)
+        except BaseException:
+            volume.delete(0)
+            raise
+
+    def as_libvirt_reports_seeds(self, plan: Plan, definition):
         """libvirt probes a file volume holding an ISO 9660 image as format 'iso'."""
         fmt = definition.find('target/format')
-        if fmt is not None and self.default_format() == 'qcow2':  # a file-based pool
+        if fmt is not None and self.default_format(plan) == 'qcow2':  # a file-based pool
             fmt.set('type', 'iso')
         return definition
 
@@ -605,8 +437,9 @@ class Volume(Resource):
         plan.after.xml = before.xml
         fmt = params.get('format')
         capacity = self.capacity()
+        files = plan.context.get('files')
         if params.get('xml'):
-            definition = self.xml_definition()
+            definition = self.xml_document()
             fmt = fmt or (definition.find('target/format').get('type')
                           if definition.find('target/format') is not None else None)
             capacity = libvirt_size(definition.find('capacity'))
@@ -617,16 +450,16 @@ class Volume(Resource):
                 plan.warnings.append(f"{self.label()} exists; libvirt cannot redefine a volume, so these parts "
                                      f"of xml are not applied (recreate: true replaces it): {'; '.join(rest)}")
         # libvirt reports a seed's raw ISO as format 'iso': seeds are compared by content instead
-        if fmt and current['format'] and fmt != current['format'] and self.files is None:
+        if fmt and current['format'] and fmt != current['format'] and files is None:
             raise KvmError(f"format: {self.label()} is {current['format']}, not {fmt}; formats are not converted "
                            "in place (recreate: true replaces the volume with a new one, destroying its content)")
         if params.get('backing_volume'):
-            _base, facts = self.source_volume('backing_volume', 'backing_pool')
+            _base, facts = self.source_volume(plan, 'backing_volume', 'backing_pool')
             have = (current['backing_store'] or {}).get('path')
             if have != facts['path']:
                 plan.warnings.append(f"{self.label()} exists with backing store {have}, not {facts['path']}; "
                                      "it is kept (set recreate: true to replace it, which destroys its content)")
-        if self.files is not None:
+        if files is not None:
             self.plan_seed_update(before, plan, current)
             return
         if capacity is not None and capacity != current['capacity']:
@@ -640,7 +473,7 @@ class Volume(Resource):
     def plan_resize(self, plan: Plan, old: int, new: int, handle=None) -> None:
         flags = libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if new < old else 0
         plan.add('resize', f'resizing {self.label()} from {format_size(old)} to {format_size(new)}',
-                 lambda: (handle or self.find(self.name)).resize(new, flags))
+                 lambda: (handle or self.find(plan, self.name)).resize(new, flags))
         after = plan.after.xml
         if after is not None:
             after = _xml.normalise(after)
@@ -671,18 +504,34 @@ class Volume(Resource):
                      lambda: set_permissions(current['path'], changes))
 
     def plan_seed_update(self, before: Snapshot, plan: Plan, current: dict) -> None:
+        files = plan.context['files']
         existing = read_seed_iso(self.read_bytes(before.handle, current['capacity'])) or {}
         before.facts = {'content': seed_digest(existing)}
-        if existing == self.files:
+        if existing == files:
             return
-        image = build_seed_iso(self.files)
+        image = build_seed_iso(files)
         definition = self.volume_xml(len(image), 'raw')
         after = _xml.normalise(before.xml)  # the same file, with the new size
         after.find('capacity').text = str(len(image))
         plan.after.xml = after
+        pool = before.parent
         plan.add('delete', f'deleting the old cloud-init seed {self.label()}', lambda: before.handle.delete(0))
         plan.add('create', f'creating {self.label()}',
-                 lambda: self.pool.createXML(_xml.to_text(definition, pretty=False), 0))
+                 lambda: pool.createXML(_xml.to_text(definition, pretty=False), 0))
         plan.add('upload', f'writing the new cloud-init seed into {self.label()}',
-                 lambda: self.write_bytes(self.find(self.name), image))
+                 lambda: self.write_seed(plan, image))
         plan.extra['seed_changed'] = True
+
+
+def find_volume(pool, name: str):
+    """A volume of an active pool by name (None when missing); a refresh picks up files made
+    outside libvirt."""
+    for attempt in range(2):
+        try:
+            return pool.storageVolLookupByName(name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                raise
+            if attempt == 0:
+                pool.refresh(0)
+    return None

@@ -5,7 +5,7 @@
 The standard library's ElementTree is enough for libvirt's documents, so managed hosts need
 no XML package beyond Python itself. Expat does not fetch external entities.
 
-Comparison rules (DESIGN.md, the module contract):
+Comparison rules (docs/architecture.md, "The module contract" and "Equal means equal to libvirt"):
 
 * what the *desired* document specifies (attributes, text, children) must be in the *actual*
   one; attributes and elements libvirt added (uuid, MACs, addresses, defaults) are not drift;
@@ -97,41 +97,27 @@ def _describe(element: ET.Element) -> str:
     return text if len(text) <= 120 else text[:117] + '...'
 
 
-def differences(desired: ET.Element, actual: ET.Element, authoritative=frozenset(), _relpath: str = '',
-                _shown: str | None = None) -> list:
-    """What ``desired`` specifies that ``actual`` lacks or has differently, as readable lines.
+def reconcile(desired: ET.Element, actual: ET.Element | None, authoritative=frozenset()) -> tuple:
+    """Compare and merge in one walk: ``(differences, merged)``.
 
-    An empty list means ``desired`` is a subset of ``actual``: nothing to change.
+    ``differences`` lists, as readable lines, what ``desired`` specifies that ``actual`` lacks or
+    has differently; empty means ``desired`` is a subset of ``actual`` (nothing to change).
+    ``merged`` is ``actual`` with everything ``desired`` specifies applied over it (a new tree,
+    the document to define): libvirt's own additions (uuid, MACs, defaults) are kept, and
+    authoritative lists hold exactly the desired items.
     """
-    shown = _shown or desired.tag
+    if actual is None:
+        return [f'{desired.tag}: new'], copy.deepcopy(desired)
+    merged = copy.deepcopy(actual)
     found = []
-    if desired.tag != actual.tag:
-        return [f'{shown}: element <{actual.tag}> should be <{desired.tag}>']
-    for key, value in desired.attrib.items():
-        if actual.get(key) != value:
-            found.append(f'{shown}/@{key}: {actual.get(key)!r} -> {value!r}')
-    if _text(desired) and _text(desired) != _text(actual):
-        found.append(f'{shown}: {_text(actual)!r} -> {_text(desired)!r}')
-    for tag in _child_tags(desired, _relpath, authoritative):
-        relpath = f'{_relpath}/{tag}' if _relpath else tag
-        wanted = [c for c in desired if c.tag == tag]
-        present = [c for c in actual if c.tag == tag]
-        if relpath in authoritative:
-            pairs, added, removed = _pairs(wanted, present, _key(authoritative, relpath))
-            for index, (want, have) in enumerate(pairs):
-                found.extend(differences(want, have, authoritative, relpath, f'{shown}/{tag}[{index + 1}]'))
-            found.extend(f'{shown}/{tag}: add {_describe(want)}' for want in added)
-            found.extend(f'{shown}/{tag}: remove {_describe(have)}' for have in removed)
-        elif len(wanted) == 1 and len(present) == 1:
-            found.extend(differences(wanted[0], present[0], authoritative, relpath, f'{shown}/{tag}'))
-        else:
-            unused = list(present)
-            for want in wanted:
-                match = next((have for have in unused if not differences(want, have, authoritative, relpath)), None)
-                if match is None:
-                    found.append(f'{shown}/{tag}: add {_describe(want)}')
-                else:
-                    unused.remove(match)
+    _walk(desired, merged, authoritative, '', desired.tag, found, merge=True, exact=False)
+    return found, merged
+
+
+def differences(desired: ET.Element, actual: ET.Element, authoritative=frozenset()) -> list:
+    """What ``desired`` specifies that ``actual`` lacks or has differently (see :func:`reconcile`)."""
+    found = []
+    _walk(desired, actual, authoritative, '', desired.tag, found, merge=False, exact=False)
     return found
 
 
@@ -141,53 +127,68 @@ def is_subset(desired: ET.Element, actual: ET.Element, authoritative=frozenset()
 
 
 def merge(desired: ET.Element, actual: ET.Element | None, authoritative=frozenset()) -> ET.Element:
-    """``actual`` with everything ``desired`` specifies applied over it (a new tree).
-
-    This is the document to define: libvirt's own additions (uuid, MACs, defaults) are kept,
-    authoritative lists are replaced by the desired items.
-    """
-    if actual is None:
-        return copy.deepcopy(desired)
-    result = copy.deepcopy(actual)
-    _merge_into(result, desired, authoritative, '')
-    return result
+    """``actual`` with everything ``desired`` specifies applied over it (see :func:`reconcile`)."""
+    return reconcile(desired, actual, authoritative)[1]
 
 
-def _merge_into(target: ET.Element, desired: ET.Element, authoritative, relpath: str) -> None:
-    target.attrib.update(desired.attrib)
-    if _text(desired):
-        target.text = desired.text
+def _walk(desired, actual, authoritative, relpath: str, shown: str, found: list, merge: bool, exact: bool) -> None:
+    """The one walk behind comparing and merging. ``actual`` is changed in place when ``merge``;
+    ``exact`` (inside an item of an authoritative list, which the user describes whole) gives
+    merged elements exactly the desired attributes."""
+    if desired.tag != actual.tag:
+        found.append(f'{shown}: element <{actual.tag}> should be <{desired.tag}>')
+        return
+    for key, value in desired.attrib.items():
+        if actual.get(key) != value:
+            found.append(f'{shown}/@{key}: {actual.get(key)!r} -> {value!r}')
+    if _text(desired) and _text(desired) != _text(actual):
+        found.append(f'{shown}: {_text(actual)!r} -> {_text(desired)!r}')
+    if merge:
+        if exact:
+            actual.attrib.clear()
+        actual.attrib.update(desired.attrib)
+        if _text(desired):
+            actual.text = desired.text
     for tag in _child_tags(desired, relpath, authoritative):
         childpath = f'{relpath}/{tag}' if relpath else tag
         wanted = [c for c in desired if c.tag == tag]
-        present = [c for c in target if c.tag == tag]
+        present = [c for c in actual if c.tag == tag]
         if childpath in authoritative:
             pairs, added, removed = _pairs(wanted, present, _key(authoritative, childpath))
-            for want, have in pairs:
-                # the user describes these items whole: every element of them the desired item
-                # has gets exactly the desired attributes (prefix replaces netmask, a disk's
-                # source file= gives way to pool= volume=); elements it lacks (a MAC, a PCI
-                # address libvirt chose) are kept
-                _replace_into(have, want)
-                _merge_into(have, want, authoritative, childpath)
-            for have in removed:
-                target.remove(have)
-            kept = [have for have in present if not any(have is gone for gone in removed)]
-            anchor = kept[-1] if kept else None
-            for want in added:
-                added = copy.deepcopy(want)
-                _insert_after(target, anchor, added)
-                anchor = added
+            for index, (want, have) in enumerate(pairs):
+                _walk(want, have, authoritative, childpath, f'{shown}/{tag}[{index + 1}]', found, merge, True)
+            found.extend(f'{shown}/{tag}: add {_describe(want)}' for want in added)
+            found.extend(f'{shown}/{tag}: remove {_describe(have)}' for have in removed)
+            if merge:
+                for have in removed:
+                    actual.remove(have)
+                kept = [have for have in present if not any(have is gone for gone in removed)]
+                anchor = kept[-1] if kept else None
+                for want in added:
+                    element = copy.deepcopy(want)
+                    _insert_after(actual, anchor, element)
+                    anchor = element
         elif len(wanted) == 1 and len(present) == 1:
-            _merge_into(present[0], wanted[0], authoritative, childpath)
+            _walk(wanted[0], present[0], authoritative, childpath, f'{shown}/{tag}', found, merge, exact)
         else:
             unused = list(present)
             for want in wanted:
-                match = next((have for have in unused if not differences(want, have, authoritative, childpath)), None)
+                match = next((have for have in unused if not differences(want, have, _below(authoritative, childpath))),
+                             None)
                 if match is None:
-                    target.append(copy.deepcopy(want))
+                    found.append(f'{shown}/{tag}: add {_describe(want)}')
+                    if merge:
+                        actual.append(copy.deepcopy(want))
                 else:
                     unused.remove(match)
+
+
+def _below(authoritative, path: str):
+    """The authoritative paths under ``path``, relative to it (to compare one item on its own)."""
+    prefix = f'{path}/'
+    if isinstance(authoritative, dict):
+        return {key[len(prefix):]: value for key, value in authoritative.items() if key.startswith(prefix)}
+    return frozenset(key[len(prefix):] for key in authoritative if key.startswith(prefix))
 
 
 def _key(authoritative, path: str):
@@ -215,14 +216,6 @@ def _pairs(wanted: list, present: list, key) -> tuple:
     return pairs, added, removed
 
 
-def _replace_into(target: ET.Element, desired: ET.Element) -> None:
-    target.attrib.clear()
-    target.attrib.update(desired.attrib)
-    for tag in {child.tag for child in desired if isinstance(child.tag, str)}:
-        for want, have in zip([c for c in desired if c.tag == tag], [c for c in target if c.tag == tag]):
-            _replace_into(have, want)
-
-
 def _insert_after(parent: ET.Element, anchor: ET.Element | None, element: ET.Element) -> None:
     if anchor is None:
         parent.append(element)
@@ -236,3 +229,55 @@ def sub_element(parent: ET.Element, tag: str, text=None, **attributes) -> ET.Ele
     if text is not None:
         child.text = str(text)
     return child
+
+
+def project(original: ET.Element, canonical: ET.Element, authoritative=frozenset(), _path: str = '') -> tuple:
+    """``original`` in ``canonical``'s spelling: ``(projected, dropped)``.
+
+    ``canonical`` is what libvirt writes back for ``original`` (numbers in its base, MACs in its
+    letter case, sizes in KiB, defaults filled in or left out). The projection keeps exactly the
+    elements, attributes and texts ``original`` specifies, with libvirt's values, so that it
+    compares equal to libvirt's own definition. What libvirt does not keep at all is left out
+    and named in ``dropped`` (comparing it could never converge), except an emptied parent of an
+    authoritative list (``<dns/>``: "no entries"), which still says what the user owns. Elements
+    in another XML namespace (libvirt's per-driver extensions) are kept as given. Repeated
+    children pair up as in :func:`reconcile`.
+    """
+    dropped = []
+    result = ET.Element(original.tag)
+    _path = _path or original.tag
+    for key, value in original.attrib.items():
+        if key in canonical.attrib:
+            result.set(key, canonical.get(key))
+        else:
+            dropped.append(f'{_path}/@{key}={value!r}')
+    if _text(original):
+        if _text(canonical):
+            result.text = _text(canonical)
+        else:
+            dropped.append(f'{_path}: text {_text(original)!r}')
+    tags = []
+    for child in original:
+        if isinstance(child.tag, str) and child.tag not in tags:
+            tags.append(child.tag)
+    projected = {}
+    for tag in tags:
+        wanted = [c for c in original if c.tag == tag]
+        childpath = f'{_path}/{tag}'
+        relpath = childpath.split('/', 1)[1]
+        if tag.startswith('{'):
+            projected.update((id(want), copy.deepcopy(want)) for want in wanted)
+            continue
+        pairs, missing, _extra = _pairs(wanted, [c for c in canonical if c.tag == tag], _key(authoritative, relpath))
+        for want, have in pairs:
+            element, lost = project(want, have, authoritative, childpath)
+            projected[id(want)] = element
+            dropped.extend(lost)
+        owner = any(path.startswith(f'{relpath}/') for path in authoritative)
+        for want in missing:
+            if owner:
+                projected[id(want)] = copy.deepcopy(want)
+            else:
+                dropped.append(f'{childpath}: {_describe(want)}')
+    result.extend(projected[id(child)] for child in original if id(child) in projected)
+    return result, dropped

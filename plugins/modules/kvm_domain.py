@@ -442,6 +442,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import DOMAIN_STATES, Domain
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import apply_unions
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 STRUCTURED = ('virt_type', 'arch', 'machine', 'memory', 'max_memory', 'vcpus', 'max_vcpus', 'cpu', 'firmware',
@@ -500,8 +501,7 @@ def main():
         mutually_exclusive=[('xml', option) for option in STRUCTURED if option != 'virt_type'],
         supports_check_mode=True,
     )
-    if isinstance(module.params.get('graphics'), dict) and module.params['graphics'].get('password'):
-        module.no_log_values.add(str(module.params['graphics']['password']))
+    apply_unions(module, {'graphics': 'graphics', 'console': 'console'})
     run_resource(module, Domain)
 
 

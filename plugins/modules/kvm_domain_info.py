@@ -122,7 +122,7 @@ domains:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import list_domains
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import list_domains
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
 
@@ -134,7 +134,7 @@ def main():
     )
     params = module.params
     run_info(module, 'domains', 'domains',
-                    lambda conn: list_domains(conn, params['name'], params['details']))
+             lambda conn: list_domains(conn, params['name'], params['details']))
 
 
 if __name__ == '__main__':

@@ -441,6 +441,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import FORWARD_MODES, Network
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import apply_unions
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 RANGE = dict(type='list', elements='dict', options=dict(
@@ -506,6 +507,7 @@ def main():
         mutually_exclusive=[('xml', option) for option in STRUCTURED],
         supports_check_mode=True,
     )
+    apply_unions(module, {'bridge': 'bridge', 'dns.forwarders[]': 'forwarder'})
     run_resource(module, Network)
 
 

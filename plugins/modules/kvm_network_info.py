@@ -121,8 +121,8 @@ networks:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts import list_networks
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
-from ansible_collections.hypervisor.kvm.plugins.module_utils._network import list_networks
 
 
 def main():

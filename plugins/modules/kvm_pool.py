@@ -59,10 +59,10 @@ options:
         type: path
       owner:
         description: Owner of the target directory, a user name or numeric id.
-        type: raw
+        type: str
       group:
         description: Group of the target directory, a group name or numeric id.
-        type: raw
+        type: str
       mode:
         description:
           - Permissions of the target directory as an octal string such as V('0755').
@@ -297,8 +297,8 @@ def main():
             type=dict(type='str', choices=list(POOL_TYPES)),
             target=dict(type='dict', options=dict(
                 path=dict(type='path'),
-                owner=dict(type='raw'),
-                group=dict(type='raw'),
+                owner=dict(type='str'),
+                group=dict(type='str'),
                 mode=dict(type='raw'),
             )),
             source=dict(type='dict', options=dict(

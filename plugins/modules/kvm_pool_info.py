@@ -122,8 +122,8 @@ pools:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._pool_facts import list_pools
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
-from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import list_pools
 
 
 def main():
@@ -134,7 +134,7 @@ def main():
     )
     params = module.params
     run_info(module, 'storage pools', 'pools',
-                    lambda conn: list_pools(conn, params['name'], params['volumes']))
+             lambda conn: list_pools(conn, params['name'], params['volumes']))
 
 
 if __name__ == '__main__':

@@ -63,10 +63,10 @@ options:
     type: str
   owner:
     description: Owner of the volume's file, a user name or numeric id.
-    type: raw
+    type: str
   group:
     description: Group of the volume's file, a group name or numeric id.
-    type: raw
+    type: str
   mode:
     description: Permissions of the volume's file as an octal string such as V('0640').
     type: raw
@@ -318,8 +318,8 @@ def main():
             capacity=dict(type='str'),
             allocation=dict(type='str'),
             format=dict(type='str'),
-            owner=dict(type='raw'),
-            group=dict(type='raw'),
+            owner=dict(type='str'),
+            group=dict(type='str'),
             mode=dict(type='raw'),
             backing_volume=dict(type='str'),
             backing_pool=dict(type='str'),

@@ -44,6 +44,13 @@ def conn():
     connection.close()
 
 
+@pytest.fixture
+def reset_driver():
+    """The function that puts the test driver back to its defaults (tests that run many module
+    calls in one test reset between them)."""
+    return _reset
+
+
 def _reset(connection):
     """Remove what tests created: module runs that ended in SystemExit keep libvirt handles
     alive in tracebacks, which keeps the test driver's state alive between tests."""

@@ -42,7 +42,7 @@ def import_engine():
         os.makedirs(os.path.dirname(COLLECTION_DIR), exist_ok=True)
         os.symlink(REPO_ROOT, COLLECTION_DIR)
     sys.path.insert(0, COLLECTIONS_ROOT)
-    from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import list_domains  # noqa: E402
+    from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import list_domains  # noqa: E402
     return list_domains
 
 

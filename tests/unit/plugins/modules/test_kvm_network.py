@@ -126,14 +126,29 @@ def test_structured_ipv4_keeps_an_existing_ipv6_block(conn, run_module):
     assert not result['changed']  # the same address, written differently
 
 
-def test_conflicts_with_other_networks_name_them(conn, run_module):
-    run_module(kvm_network.main, net_args())
-    result = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-other', 'bridge': 'kvmtbr7'})
-    assert result['failed'] and "already the bridge of network 'kvmtest-net'" in result['msg']
-    result = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-other',
+def test_conflicts_with_an_active_network_refuse_only_a_start(conn, run_module):
+    run_module(kvm_network.main, net_args(state='active'))
+    other = {'uri': URI, 'name': 'kvmtest-other', 'ipv4': {'address': '10.241.5.1', 'prefix': 16}}
+    # started now while kvmtest-net runs: refused, nothing defined
+    result = run_module(kvm_network.main, dict(other, bridge='kvmtbr7', state='active'))
+    assert result['failed'] and "already the bridge of network 'kvmtest-net', which is active" in result['msg']
+    result = run_module(kvm_network.main, dict(other, state='active'))
+    assert result['failed'] and "overlaps 10.241.0.0/24 of network 'kvmtest-net', which is active" in result['msg']
+    assert not result['changed'] and 'kvmtest-other' not in network_names(conn)
+    # only defined: libvirt refuses only at start, so a warning names the conflict
+    result = run_module(kvm_network.main, dict(other, bridge='kvmtbr7'))
+    assert not result['failed'] and result['actions'] == ['define']
+    assert "already the bridge of network 'kvmtest-net'" in str(result['warnings'])
+    assert "overlaps 10.241.0.0/24 of network 'kvmtest-net' (active)" in str(result['warnings'])
+    assert 'kvmtest-other' in network_names(conn)
+
+
+def test_conflicts_with_an_inactive_network_are_warnings(conn, run_module):
+    run_module(kvm_network.main, net_args(state='inactive'))
+    result = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-other', 'state': 'active',
                                            'ipv4': {'address': '10.241.5.1', 'prefix': 16}})
-    assert result['failed'] and "overlaps 10.241.0.0/24 of network 'kvmtest-net'" in result['msg']
-    assert 'kvmtest-other' not in network_names(conn)
+    assert not result['failed'] and result['actions'] == ['define', 'start']
+    assert "overlaps 10.241.0.0/24 of network 'kvmtest-net' (inactive)" in str(result['warnings'])
 
 
 def ipv4(**dhcp):

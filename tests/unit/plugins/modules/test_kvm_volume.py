@@ -9,6 +9,9 @@ URI = 'test:///default'
 POOL = 'default-pool'
 
 
+PUBLIC_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host'
+
+
 def vol(**args):
     return {'uri': URI, 'pool': POOL, **args}
 
@@ -133,7 +136,20 @@ def test_xml_volume(conn, run_module):
     ({'name': 'v', 'upload_from': '/nonexistent/image.qcow2'}, ['is not a file on the managed host']),
     ({'name': 'v', 'upload_from': '/etc/hostname', 'checksum': 'md5:00'}, ['checksum of /etc/hostname does not match']),
     ({'name': 'v', 'upload_from': '/etc/hostname', 'checksum': 'bogus'}, ["not 'algorithm:hexdigest'"]),
-    ({'name': 'v', 'cloud_init': {'user_data': 'x'}, 'format': 'qcow2'}, ['seed is a raw ISO']),
+    ({'name': 'v', 'cloud_init': {'user_data': '#cloud-config\n{}'}, 'format': 'qcow2'}, ['seed is a raw ISO']),
+    ({'name': 'v', 'cloud_init': {'user_data': 'users: []'}},
+     ["cloud_init.user_data: a user-data string must start with '#cloud-config'"]),
+    ({'name': 'v', 'cloud_init': {'user_data': '#cloud-config\nusers: [a\n'}},
+     ['cloud_init.user_data: the #cloud-config is not valid YAML']),
+    ({'name': 'v', 'cloud_init': {'user_data': '#cloud-config\n- a\n'}},
+     ['cloud_init.user_data: #cloud-config must be a mapping']),
+    ({'name': 'v', 'cloud_init': {'user_data': {'ssh_authorized_keys': ['/root/.ssh/id_ed25519.pub']}}},
+     ['cloud_init.user_data.ssh_authorized_keys[0]', 'is not an SSH public key']),
+    ({'name': 'v', 'cloud_init': {'user_data': {'users': ['default', {'name': 'alice', 'ssh_authorized_keys': [
+        PUBLIC_KEY, PUBLIC_KEY.replace('ssh-ed25519', 'ssh-rsa')]}]}}},
+     ['cloud_init.user_data.users[1].ssh_authorized_keys[1]', 'does not hold a ssh-rsa key']),
+    ({'name': 'v', 'cloud_init': {'user_data': ['packages-not-in-a-mapping']}},
+     ['cloud_init.user_data: expected a dict or a string']),
     ({'name': 'v', 'capacity': '1M', 'mode': '8888'}, ["mode: '8888'"]),
     ({'name': 'v', 'backing_volume': 'b', 'clone_from': 'a'}, ['mutually exclusive']),
     ({'name': 'v', 'checksum': 'sha256:00'}, ['missing parameter(s) required by \'checksum\': upload_from']),

@@ -1,0 +1,29 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Addresses given as options: MAC and IP addresses checked, with messages naming the option."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+
+MAC_RE = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
+
+
+def mac_address(value, option: str) -> str:
+    text = str(value).strip().lower()
+    if not MAC_RE.match(text):
+        raise KvmError(f"{option}: {value!r} is not a MAC address such as '52:54:00:12:34:56'")
+    return text
+
+
+def ip_address(value, option: str, version: int):
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise KvmError(f'{option}: {value!r} is not an IP address') from None
+    if address.version != version:
+        raise KvmError(f'{option}: {value!r} is not an IPv{version} address')
+    return address

@@ -1,0 +1,348 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The desired ``<domain>`` from kvm_domain's structured options, checked against the host."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import xml.etree.ElementTree as ET
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import mac_address
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import GUEST_AGENT
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_virt_mode
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, format_size, parse_size
+
+BUS_PREFIX = {'virtio': 'vd', 'sata': 'sd', 'scsi': 'sd', 'usb': 'sd', 'ide': 'hd'}
+DISK_FORMAT_BY_SUFFIX = {'.qcow2': 'qcow2', '.qcow': 'qcow2', '.iso': 'raw', '.img': 'raw', '.raw': 'raw'}
+
+
+class DomainBuilder:
+    """Builds ``<domain>`` from the structured options, validating against the host."""
+
+    def __init__(self, conn, params: dict, name: str, plan):
+        self.conn = conn
+        self.params = params
+        self.name = name
+        self.plan = plan  # warnings, the virt_type reason and the volumes planned in this run
+
+    def build(self, before: Snapshot) -> ET.Element:
+        params, current = self.params, before.xml if before.exists else None
+        new = current is None
+        domain = ET.Element('domain', {'type': self.virt_type(current)})
+        _xml.sub_element(domain, 'name', self.name)
+        self.add_memory(domain, new)
+        self.add_vcpus(domain, new)
+        self.add_os(domain, current)
+        if new or params.get('firmware'):
+            features = _xml.sub_element(domain, 'features')
+            _xml.sub_element(features, 'acpi')
+            _xml.sub_element(features, 'apic')
+            if params.get('firmware') == 'efi' and params.get('secure_boot'):
+                _xml.sub_element(features, 'smm', state='on')
+        self.add_cpu(domain)
+        devices = _xml.sub_element(domain, 'devices')
+        self.add_disks(devices)
+        self.add_interfaces(devices)
+        self.add_console(devices, new)
+        self.add_channels(devices, current)
+        self.add_graphics(devices)
+        if params.get('rng') or (new and params.get('rng') is None):
+            rng = _xml.sub_element(devices, 'rng', model='virtio')
+            _xml.sub_element(rng, 'backend', '/dev/urandom', model='random')
+        if params.get('tpm'):
+            tpm = _xml.sub_element(devices, 'tpm', model='tpm-crb')
+            _xml.sub_element(tpm, 'backend', type='emulator', version='2.0')
+        return domain
+
+    def virt_type(self, current) -> str:
+        wanted = self.params.get('virt_type') or 'auto'
+        if wanted != 'auto':
+            self.plan.extra['virt_type_reason'] = f'virt_type: {wanted} as asked'
+            return wanted
+        if current is not None:
+            self.plan.extra['virt_type_reason'] = 'the existing domain keeps its type (virt_type: auto)'
+            return current.get('type')
+        mode, reason = self.host_virt_mode()
+        self.plan.extra['virt_type_reason'] = reason
+        if mode == 'qemu':
+            self.plan.warnings.append(f'virt_type auto chose qemu (emulation, slower): {reason}')
+        return mode
+
+    def host_virt_mode(self) -> tuple:
+        if is_local_uri(self.conn.getURI()):
+            return hardware_virt_mode()
+        capabilities = _xml.parse_xml(self.conn.getCapabilities(), 'libvirt capabilities')
+        if capabilities.find(".//guest/arch/domain[@type='kvm']") is not None:
+            return 'kvm', 'the remote host offers kvm domains'
+        return 'qemu', 'the remote host offers no kvm domains; using QEMU emulation'
+
+    def add_memory(self, domain, new: bool) -> None:
+        params = self.params
+        memory = params.get('memory')
+        maximum = params.get('max_memory')
+        if memory is None and maximum is None:
+            if new:
+                raise KvmError('memory: required to create a domain (e.g. memory: 1GiB)')
+            return
+        memory_bytes = parse_size(memory, 'memory', 'MiB') if memory is not None else None
+        maximum_bytes = parse_size(maximum, 'max_memory', 'MiB') if maximum is not None else memory_bytes
+        if memory_bytes is None:
+            memory_bytes = maximum_bytes
+        if memory_bytes < 16 * 1024 ** 2:
+            raise KvmError(f'memory: {format_size(memory_bytes)} is too small for a guest (at least 16 MiB)')
+        if maximum_bytes < memory_bytes:
+            raise KvmError(f'max_memory: {format_size(maximum_bytes)} is less than memory {format_size(memory_bytes)}')
+        host_kib = host_memory_kib(self.conn)
+        if bytes_to_kib(maximum_bytes) > host_kib:
+            raise KvmError(f'memory: {format_size(maximum_bytes)} is more than the host has '
+                           f'({format_size(host_kib * 1024)})')
+        _xml.sub_element(domain, 'memory', bytes_to_kib(maximum_bytes), unit='KiB')
+        _xml.sub_element(domain, 'currentMemory', bytes_to_kib(memory_bytes), unit='KiB')
+
+    def add_vcpus(self, domain, new: bool) -> None:
+        vcpus, maximum = self.params.get('vcpus'), self.params.get('max_vcpus')
+        if vcpus is None and maximum is None:
+            if not new:
+                return
+            vcpus = 1
+        vcpus = vcpus if vcpus is not None else maximum
+        maximum = maximum if maximum is not None else vcpus
+        if vcpus < 1:
+            raise KvmError(f'vcpus: {vcpus} is not a number of CPUs (at least 1)')
+        if vcpus > maximum:
+            raise KvmError(f'vcpus: {vcpus} is more than max_vcpus {maximum}')
+        element = _xml.sub_element(domain, 'vcpu', maximum, placement='static')
+        if maximum != vcpus:
+            element.set('current', str(vcpus))
+
+    def add_os(self, domain, current) -> None:
+        params = self.params
+        os_element = _xml.sub_element(domain, 'os')
+        arch = params.get('arch') or (None if current is not None else 'x86_64')
+        machine = params.get('machine') or (None if current is not None else 'q35' if arch == 'x86_64' else None)
+        if machine and current is not None:
+            machine = resolve_machine(machine, current.find('os/type'))
+        _xml.sub_element(os_element, 'type', 'hvm', arch=arch, machine=machine)
+        firmware = params.get('firmware')
+        if firmware == 'efi':
+            os_element.set('firmware', 'efi')
+            if params.get('secure_boot') is not None:
+                fw = _xml.sub_element(os_element, 'firmware')
+                _xml.sub_element(fw, 'feature', enabled='yes' if params['secure_boot'] else 'no', name='secure-boot')
+                _xml.sub_element(fw, 'feature', enabled='yes' if params['secure_boot'] else 'no',
+                                 name='enrolled-keys')
+        elif params.get('secure_boot'):
+            raise KvmError('secure_boot: needs firmware: efi')
+        boot = params.get('boot') or {}
+        if boot.get('kernel'):
+            _xml.sub_element(os_element, 'kernel', boot['kernel'])
+            if boot.get('initrd'):
+                _xml.sub_element(os_element, 'initrd', boot['initrd'])
+            if boot.get('cmdline'):
+                _xml.sub_element(os_element, 'cmdline', boot['cmdline'])
+        elif boot.get('initrd') or boot.get('cmdline'):
+            raise KvmError('boot: initrd and cmdline need a kernel (direct kernel boot)')
+        devices = boot.get('devices')
+        if devices is None and current is None and not boot.get('kernel'):
+            devices = ['hd']
+        for device in devices or []:
+            _xml.sub_element(os_element, 'boot', dev=device)
+
+    def add_cpu(self, domain) -> None:
+        cpu = self.params.get('cpu')
+        if not cpu:
+            return
+        mode = cpu.get('mode') or ('custom' if cpu.get('model') else None)
+        element = _xml.sub_element(domain, 'cpu', mode=mode)
+        if mode == 'custom':
+            if not cpu.get('model'):
+                raise KvmError('cpu.model: required with cpu.mode custom (e.g. Skylake-Client)')
+            _xml.sub_element(element, 'model', cpu['model'], fallback='allow')
+        elif cpu.get('model'):
+            raise KvmError(f'cpu.model: only with cpu.mode custom, not {mode}')
+        topology = {key: cpu.get(key) for key in ('sockets', 'cores', 'threads') if cpu.get(key)}
+        if topology:
+            sockets, cores, threads = (topology.get(k, 1) for k in ('sockets', 'cores', 'threads'))
+            maximum = self.params.get('max_vcpus') or self.params.get('vcpus')
+            if maximum and sockets * cores * threads != maximum:
+                raise KvmError(f'cpu: sockets * cores * threads = {sockets * cores * threads}, '
+                               f'but the domain has {maximum} vcpus (max_vcpus)')
+            _xml.sub_element(element, 'topology', sockets=sockets, dies=1, cores=cores, threads=threads)
+
+    def add_disks(self, devices) -> None:
+        disks = self.params.get('disks')
+        if disks is None:
+            return
+        used_targets, counters = set(), {}
+        for index, disk in enumerate(disks):
+            where = f'disks[{index}]'
+            device = disk.get('device') or 'disk'
+            bus = disk.get('bus') or ('sata' if device == 'cdrom' else 'virtio')
+            target = disk.get('target')
+            if not target:
+                prefix = BUS_PREFIX.get(bus, 'sd')
+                while True:
+                    target = prefix + _letters(counters.get(prefix, 0))
+                    counters[prefix] = counters.get(prefix, 0) + 1
+                    if target not in used_targets:
+                        break
+            if target in used_targets:
+                raise KvmError(f'{where}.target: {target} is used by another disk')
+            used_targets.add(target)
+            element = ET.SubElement(devices, 'disk', {'device': device})
+            driver = _xml.sub_element(element, 'driver', name='qemu', cache=disk.get('cache'))
+            fmt = disk.get('format')
+            if disk.get('volume'):
+                if disk.get('path'):
+                    raise KvmError(f'{where}: give volume (with pool) or path, not both')
+                pool_name = disk.get('pool') or 'default'
+                volume_format = self.volume_format(pool_name, disk['volume'], where)
+                element.set('type', 'volume')
+                _xml.sub_element(element, 'source', pool=pool_name, volume=disk['volume'])
+                fmt = fmt or volume_format
+            elif disk.get('path'):
+                path = disk['path']
+                if not path.startswith('/'):
+                    raise KvmError(f'{where}.path: {path!r} is not an absolute path')
+                if is_local_uri(self.conn.getURI()) and not os.path.exists(path):
+                    raise KvmError(f'{where}.path: {path} does not exist on the host')
+                block = path.startswith('/dev/')
+                element.set('type', 'block' if block else 'file')
+                _xml.sub_element(element, 'source', **{'dev' if block else 'file': path})
+                fmt = fmt or DISK_FORMAT_BY_SUFFIX.get(os.path.splitext(path)[1].lower(), 'raw')
+            elif device == 'cdrom':
+                element.set('type', 'file')  # an empty drive
+            else:
+                raise KvmError(f'{where}: a disk needs a volume (with pool) or a path')
+            if fmt:
+                driver.set('type', fmt)
+            _xml.sub_element(element, 'target', dev=target, bus=bus)
+            if disk.get('readonly') or device == 'cdrom':
+                _xml.sub_element(element, 'readonly')
+            # keep <driver> first as libvirt writes it
+            element.remove(driver)
+            element.insert(0, driver)
+
+    def volume_format(self, pool_name: str, volume_name: str, where: str) -> str | None:
+        try:
+            pool = self.conn.storagePoolLookupByName(pool_name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise KvmError(f"{where}.pool: storage pool '{pool_name}' does not exist") from None
+            raise
+        if not pool.isActive():
+            raise KvmError(f"{where}.pool: storage pool '{pool_name}' is inactive")
+        try:
+            volume = pool.storageVolLookupByName(volume_name)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                raise KvmError(f"{where}.volume: no volume '{volume_name}' in storage pool '{pool_name}'") from None
+            raise
+        definition = _xml.parse_xml(volume.XMLDesc(0), 'libvirt volume XML')
+        fmt = definition.find('target/format')
+        fmt = fmt.get('type') if fmt is not None else None
+        return 'raw' if fmt == 'iso' else fmt
+
+    def add_interfaces(self, devices) -> None:
+        interfaces = self.params.get('interfaces')
+        if interfaces is None:
+            return
+        for index, spec in enumerate(interfaces):
+            where = f'interfaces[{index}]'
+            kinds = [key for key in ('network', 'bridge', 'direct') if spec.get(key)]
+            if len(kinds) != 1:
+                raise KvmError(f'{where}: give exactly one of network, bridge or direct')
+            kind = kinds[0]
+            element = ET.SubElement(devices, 'interface', {'type': kind})
+            if spec.get('mac'):
+                _xml.sub_element(element, 'mac', address=mac_address(spec['mac'], f'{where}.mac'))
+            if kind == 'network':
+                try:
+                    self.conn.networkLookupByName(spec['network'])
+                except libvirt.libvirtError as err:
+                    if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+                        raise KvmError(f"{where}.network: network '{spec['network']}' does not exist") from None
+                    raise
+                _xml.sub_element(element, 'source', network=spec['network'])
+            elif kind == 'bridge':
+                _xml.sub_element(element, 'source', bridge=spec['bridge'])
+            else:
+                _xml.sub_element(element, 'source', dev=spec['direct'], mode=spec.get('mode') or 'bridge')
+            _xml.sub_element(element, 'model', type=spec.get('model') or 'virtio')
+
+    def add_console(self, devices, new: bool) -> None:
+        console = self.params.get('console')
+        if console is None and not new:
+            return
+        console = console if console is not None else {'pty': True}  # validated by _options
+        if not console.get('pty', True) and not console.get('log'):
+            return
+        serial = _xml.sub_element(devices, 'serial', type='pty')
+        if console.get('log'):
+            _xml.sub_element(serial, 'log', file=console['log'], append='on')
+        _xml.sub_element(serial, 'target', port=0)
+        _xml.sub_element(_xml.sub_element(devices, 'console', type='pty'), 'target', type='serial', port=0)
+
+    def add_channels(self, devices, current) -> None:
+        agent = self.params.get('guest_agent')
+        if agent is None:
+            return
+        if current is not None:  # other channels (spice...) are not this option's business
+            for channel in current.findall('devices/channel'):
+                target = channel.find('target')
+                if target is None or target.get('name') != GUEST_AGENT:
+                    devices.append(copy.deepcopy(channel))
+        if agent:
+            channel = _xml.sub_element(devices, 'channel', type='unix')
+            _xml.sub_element(channel, 'target', type='virtio', name=GUEST_AGENT)
+
+    def add_graphics(self, devices) -> None:
+        graphics = self.params.get('graphics')
+        if graphics is None:
+            return
+        kind = graphics.get('type') or 'vnc'  # validated by _options
+        if kind == 'none':
+            return
+        listen = graphics.get('listen') or '127.0.0.1'
+        port = graphics.get('port')
+        element = _xml.sub_element(devices, 'graphics', type=kind, listen=listen,
+                                   port=port if port else None, autoport=None if port else 'yes')
+        if graphics.get('password'):
+            if kind == 'vnc' and len(str(graphics['password'])) > 8:
+                raise KvmError('graphics.password: VNC passwords are at most 8 characters (the VNC protocol '
+                               'uses only 8); use spice for longer ones')
+            element.set('passwd', str(graphics['password']))
+        _xml.sub_element(element, 'listen', type='address', address=listen)
+
+
+def host_memory_kib(conn) -> int:
+    """The host's memory: all NUMA cells (getInfo reports one cell on some hosts)."""
+    try:
+        return int(conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)['total'])
+    except (libvirt.libvirtError, KeyError, TypeError):
+        return conn.getInfo()[1] * 1024
+
+
+def _letters(index: int) -> str:
+    """0 -> a, 25 -> z, 26 -> aa (as libvirt names disks)."""
+    name = ''
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        name = chr(ord('a') + remainder) + name
+    return name
+
+
+def resolve_machine(wanted: str, current_type) -> str:
+    """``q35`` or ``pc`` as libvirt expanded it (``pc-q35-7.2``), so an alias is not drift."""
+    have = current_type.get('machine') if current_type is not None else None
+    if have and (have == wanted or re.fullmatch(rf'pc-{"q35" if wanted == "q35" else "i440fx"}-[\d.]+', have)
+                 and wanted in ('q35', 'pc')):
+        return have
+    return wanted

@@ -1,0 +1,223 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Domain facts for kvm_domain, kvm_domain_info and the inventory plugin: power states,
+definitions, interfaces with their addresses, and a bulk summary of many domains."""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, libvirt, xml_desc
+
+GUEST_AGENT = 'org.qemu.guest_agent.0'  # the virtio channel of the QEMU guest agent
+# virDomainState -> the names kvm_domain and kvm_domain_info report
+POWER_STATES = {0: 'shutoff', 1: 'running', 2: 'running', 3: 'paused', 4: 'running', 5: 'shutoff',
+                6: 'crashed', 7: 'pmsuspended'}
+SHUTOFF_REASONS = {0: 'unknown', 1: 'shutdown', 2: 'destroyed', 3: 'crashed', 4: 'migrated', 5: 'saved',
+                   6: 'failed', 7: 'from-snapshot', 8: 'daemon'}
+RUNNING_REASONS = {0: 'unknown', 1: 'booted', 2: 'migrated', 3: 'restored', 4: 'from-snapshot', 5: 'unpaused',
+                   6: 'migration-canceled', 7: 'save-canceled', 8: 'wakeup', 9: 'crashed', 10: 'post-copy'}
+PAUSED_REASONS = {0: 'unknown', 1: 'user', 2: 'migration', 3: 'save', 4: 'dump', 5: 'ioerror', 6: 'watchdog',
+                  7: 'from-snapshot', 8: 'shutting-down', 9: 'snapshot', 10: 'api-error', 11: 'starting-up'}
+
+
+def power_state(code: int) -> str:
+    return POWER_STATES.get(code, 'unknown')
+
+
+def state_reason(code: int, reason: int) -> str:
+    table = {5: SHUTOFF_REASONS, 1: RUNNING_REASONS, 3: PAUSED_REASONS}.get(code, {})
+    return table.get(reason, str(reason))
+
+
+def disk_sources(definition) -> list:
+    """The storage a domain's own disks use: dicts with path, pool, volume, device."""
+    found = []
+    for disk in definition.findall('devices/disk'):
+        source = disk.find('source')
+        if source is None:
+            continue
+        found.append({
+            'device': disk.get('device', 'disk'),
+            'path': source.get('file') or source.get('dev'),
+            'pool': source.get('pool'),
+            'volume': source.get('volume'),
+            'readonly': disk.find('readonly') is not None,
+            'shareable': disk.find('shareable') is not None,
+            'target': disk.find('target').get('dev') if disk.find('target') is not None else None,
+            'bus': disk.find('target').get('bus') if disk.find('target') is not None else None,
+            'format': disk.find('driver').get('type') if disk.find('driver') is not None else None,
+        })
+    return found
+
+
+def mask_secrets(element):
+    """A copy with graphics passwords hidden (they are compared, never shown)."""
+    if element is None:
+        return None
+    masked = copy.deepcopy(element)
+    for graphics in masked.iter('graphics'):
+        if graphics.get('passwd') is not None:
+            graphics.set('passwd', '********')
+    return masked
+
+
+# ---- addresses ------------------------------------------------------------------------------------
+
+
+def interface_addresses(handle) -> dict:
+    """mac -> addresses, from the DHCP leases, else from the guest agent."""
+    found = {}
+    for source in ('VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE', 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT'):
+        try:
+            answer = handle.interfaceAddresses(getattr(libvirt, source), 0)
+        except libvirt.libvirtError:
+            continue  # no agent, or no lease support: try the next source
+        for _name, details in (answer or {}).items():
+            mac = (details.get('hwaddr') or '').lower()
+            addresses = [entry['addr'] for entry in details.get('addrs') or [] if entry.get('addr')]
+            if mac and addresses and mac != '00:00:00:00:00:00':
+                found.setdefault(mac, [])
+                found[mac].extend(a for a in addresses if a not in found[mac] and not a.startswith('127.'))
+        if found:
+            break
+    return found
+
+
+def domain_interfaces(definition, addresses: dict | None = None) -> list:
+    addresses = addresses or {}
+    found = []
+    for interface in definition.findall('devices/interface'):
+        mac = interface.find('mac').get('address').lower() if interface.find('mac') is not None else None
+        source = interface.find('source')
+        target = interface.find('target')
+        found.append({
+            'type': interface.get('type'),
+            'mac': mac,
+            'network': source.get('network') if source is not None else None,
+            'bridge': source.get('bridge') if source is not None else None,
+            'device': target.get('dev') if target is not None else None,
+            'model': interface.find('model').get('type') if interface.find('model') is not None else None,
+            'addresses': addresses.get(mac, []),
+        })
+    return found
+
+
+# ---- facts ------------------------------------------------------------------------------------------
+
+
+def definition_facts(definition) -> dict:
+    vcpu = definition.find('vcpu')
+    memory = definition.findtext('currentMemory') or definition.findtext('memory')
+    return {
+        'virt_type': definition.get('type'),
+        'vcpus': int(vcpu.get('current') or vcpu.text) if vcpu is not None else None,
+        'max_vcpus': int(vcpu.text) if vcpu is not None else None,
+        'memory': int(memory) * 1024 if memory else None,
+        'max_memory': int(definition.findtext('memory')) * 1024 if definition.findtext('memory') else None,
+        'disks': [{key: source[key] for key in ('device', 'path', 'pool', 'volume', 'target', 'bus', 'format')}
+                  for source in disk_sources(definition)],
+    }
+
+
+def domain_info(conn, handle, details: bool = True) -> dict:
+    """Everything kvm_domain (and kvm_domain_info for one domain) returns."""
+    code, reason = handle.state()
+    persistent = bool(handle.isPersistent())
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0
+    definition = mask_secrets(xml_desc(handle, flags, 'libvirt domain XML'))
+    live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML') if handle.isActive() else definition
+    facts = {
+        'name': handle.name(),
+        'uuid': handle.UUIDString(),
+        'state': power_state(code),
+        'state_reason': state_reason(code, reason),
+        'autostart': bool(handle.autostart()) if persistent else False,
+        'persistent': persistent,
+        **definition_facts(definition),
+        'interfaces': domain_interfaces(live, interface_addresses(handle) if handle.isActive() else {}),
+        'has_managed_save': bool(handle.hasManagedSaveImage(0)) if persistent else False,
+        'snapshot_count': snapshot_count(handle),
+        'xml': _xml.to_text(definition),
+    }
+    return facts
+
+
+def snapshot_count(handle) -> int:
+    try:
+        return handle.snapshotNum(0)
+    except libvirt.libvirtError:
+        return 0
+
+
+def list_domains(conn, name: str | None = None, details: bool | None = None) -> list:
+    """kvm_domain_info. Every domain with a constant number of libvirt calls (bulk stats and
+    flag-filtered listings); ``details`` (default: only for a single named domain) adds what
+    needs one definition read per domain: interfaces with addresses, disk buses, snapshot count, xml."""
+    if name is not None:
+        try:
+            handles = [conn.lookupByName(name)]
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            return []
+        details = True if details is None else details
+    else:
+        handles = conn.listAllDomains(0)
+        details = False if details is None else details
+    if details:
+        found = []
+        for handle in handles:
+            try:
+                found.append(domain_info(conn, handle))
+            except libvirt.libvirtError as err:
+                if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise  # else it was removed while we read
+        return sorted(found, key=lambda domain: domain['name'])
+    return bulk_summary(conn, handles)
+
+
+def bulk_summary(conn, handles: list) -> list:
+    """The summary of many domains from libvirt's bulk calls: no call per domain."""
+    stats_flags = flags('VIR_DOMAIN_STATS_STATE', 'VIR_DOMAIN_STATS_VCPU', 'VIR_DOMAIN_STATS_BALLOON',
+                        'VIR_DOMAIN_STATS_BLOCK')
+    try:
+        stats = {dom.UUIDString(): values for dom, values in conn.domainListGetStats(handles, stats_flags, 0)} \
+            if handles else {}
+    except libvirt.libvirtError as err:
+        if err.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+            raise
+        stats = {}
+    listed = {}
+    for flag in ('AUTOSTART', 'PERSISTENT', 'MANAGEDSAVE', 'HAS_SNAPSHOT'):
+        value = getattr(libvirt, f'VIR_CONNECT_LIST_DOMAINS_{flag}', None)
+        try:
+            listed[flag] = {dom.UUIDString() for dom in conn.listAllDomains(value)} if value else set()
+        except libvirt.libvirtError:
+            listed[flag] = set()
+    summary = []
+    for handle in handles:
+        uuid = handle.UUIDString()
+        values = stats.get(uuid, {})
+        code = values.get('state.state', 0)
+        summary.append({
+            'name': handle.name(),
+            'uuid': uuid,
+            'state': power_state(code),
+            'state_reason': state_reason(code, values.get('state.reason', 0)),
+            'autostart': uuid in listed['AUTOSTART'],
+            'persistent': uuid in listed['PERSISTENT'],
+            'vcpus': values.get('vcpu.current'),
+            'max_vcpus': values.get('vcpu.maximum'),
+            'memory': values['balloon.current'] * 1024 if 'balloon.current' in values else None,
+            'max_memory': values['balloon.maximum'] * 1024 if 'balloon.maximum' in values else None,
+            'disks': [
+                {'target': values.get(f'block.{index}.name'), 'path': values.get(f'block.{index}.path'),
+                 'capacity': values.get(f'block.{index}.capacity')}
+                for index in range(values.get('block.count', 0))
+            ],
+            'has_managed_save': uuid in listed['MANAGEDSAVE'],
+            'has_snapshots': uuid in listed['HAS_SNAPSHOT'],
+        })
+    return sorted(summary, key=lambda domain: domain['name'])

@@ -1,0 +1,115 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options that take a shorthand or a dict (docs/architecture.md, "Typed options").
+
+Ansible's argument spec has no "a word or a dict" type, so these options are declared ``raw``
+and validated here against a full sub-spec with Ansible's own validator: a misspelled key, a
+wrong type or an unknown word fails with a message naming the option, and ``no_log`` keys are
+hidden like any other secret.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
+from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+
+GRAPHICS_SPEC = dict(
+    type=dict(type='str', default='vnc', choices=['none', 'vnc', 'spice']),
+    listen=dict(type='str'),
+    port=dict(type='int'),
+    password=dict(type='str', no_log=True),
+)
+CONSOLE_SPEC = dict(
+    pty=dict(type='bool', default=True),
+    log=dict(type='path'),
+)
+BRIDGE_SPEC = dict(
+    name=dict(type='str'),
+    stp=dict(type='bool'),
+    delay=dict(type='int'),
+)
+FORWARDER_SPEC = dict(
+    addr=dict(type='str'),
+    domain=dict(type='str'),
+)
+
+
+def _graphics_word(value):
+    return {'type': value} if isinstance(value, str) and value in GRAPHICS_SPEC['type']['choices'] else None
+
+
+def _console_word(value):
+    if isinstance(value, bool) or (isinstance(value, str) and value.lower() in BOOLEANS):
+        return {'pty': boolean(value)}
+    return None
+
+
+def _name_word(value):
+    return {'name': value} if isinstance(value, str) else None
+
+
+def _addr_word(value):
+    return {'addr': value} if isinstance(value, str) else None
+
+
+# option name -> (sub-spec, shorthand -> dict or None, what the shorthand is, for messages)
+UNIONS = {
+    'graphics': (GRAPHICS_SPEC, _graphics_word, 'none, vnc or spice'),
+    'console': (CONSOLE_SPEC, _console_word, 'a boolean'),
+    'bridge': (BRIDGE_SPEC, _name_word, 'a bridge name'),
+    'forwarder': (FORWARDER_SPEC, _addr_word, 'an address'),
+}
+
+
+def typed_union(kind: str, value, option: str, no_log_values: set | None = None):
+    """``value`` of a shorthand-or-dict option as a validated dict (None stays None).
+
+    ``kind`` names the entry of :data:`UNIONS`, ``option`` the option path shown in messages
+    (``graphics``, ``guests[2].console``). Secrets found are added to ``no_log_values``.
+    """
+    if value is None:
+        return None
+    spec, word, words = UNIONS[kind]
+    if not isinstance(value, dict):
+        expanded = word(value)
+        if expanded is None:
+            raise KvmError(f"{option}: expected {words}, or a dict with {', '.join(sorted(spec))}; "
+                           f"got {value!r} ({type(value).__name__})")
+        value = expanded
+    result = ArgumentSpecValidator(spec).validate(value)
+    if result.error_messages:
+        problems = []
+        for error in result.errors.errors:
+            if isinstance(error, UnsupportedError):
+                unknown = str(error).split('. Supported', 1)[0]
+                problems.append(f"unknown key(s) {unknown} (the keys are {', '.join(sorted(spec))})")
+            else:
+                problems.append(str(error))
+        raise KvmError(f"{option}: {'; '.join(problems)}")
+    if no_log_values is not None:
+        no_log_values.update(result._no_log_values)  # pylint: disable=protected-access
+    return result.validated_parameters
+
+
+def apply_unions(module, options: dict) -> None:
+    """Validate the shorthand-or-dict options of ``module.params`` in place; a bad value fails the
+    module before anything runs. ``options`` maps option paths to :data:`UNIONS` kinds: ``graphics``,
+    or ``dns.forwarders[]`` for each item of a list inside a dict option."""
+    try:
+        for path, kind in options.items():
+            parent_path, _dot, name = path.rpartition('.')
+            parent = module.params
+            for key in filter(None, parent_path.split('.')):
+                parent = parent.get(key) or {}
+            if name.endswith('[]'):
+                name = name[:-2]
+                if parent.get(name) is not None:
+                    parent[name] = [typed_union(kind, item, f'{path[:-2]}[{index}]', module.no_log_values)
+                                    for index, item in enumerate(parent[name])]
+            elif name in parent:
+                parent[name] = typed_union(kind, parent.get(name), path, module.no_log_values)
+    except KvmError as err:
+        module.fail_json(msg=err.msg)
