@@ -162,9 +162,10 @@ except ImportError:  # gone from later ansible-core, whose inventory values are 
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _libvirt, _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import (
-    GUEST_AGENT,
+    agent_connected,
     bulk_summary,
     domain_interfaces,
+    source_addresses,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 
@@ -416,36 +417,14 @@ def find_addresses(handle, state: str, definition, macs: list, sources: list, le
 
 def ask_source(handle, source: str, state: str, definition, leases, display) -> dict:
     """MAC -> addresses from one source for one guest ({} when the source cannot answer)."""
-    libvirt = _libvirt.libvirt
     if source == 'lease' and leases is not None:
         return leases
     if source in ('agent', 'arp') and state != 'running':
         return {}
     if source == 'agent' and not agent_connected(definition):
+        display.vvv(f"{InventoryModule.NAME}: not asking the guest agent of '{handle.name()}': not connected")
         return {}  # asking would wait for libvirt's agent timeout
-    flag = {'lease': 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE', 'agent': 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT',
-            'arp': 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP'}[source]
-    try:
-        answer = handle.interfaceAddresses(getattr(libvirt, flag), 0) or {}
-    except libvirt.libvirtError as err:
-        display.vvv(f"{InventoryModule.NAME}: no {source} addresses for '{handle.name()}': "
-                    f'{err.get_error_message()}')
-        return {}
-    found = {}
-    for details in answer.values():
-        mac = (details.get('hwaddr') or '').lower()
-        found.setdefault(mac, []).extend(entry['addr'] for entry in details.get('addrs') or [] if entry.get('addr'))
-    return found
-
-
-def agent_connected(definition) -> bool:
-    """True when the guest has a guest agent channel that is not known to be disconnected
-    (libvirt marks the channel's target ``state='connected'`` while the agent answers)."""
-    for channel in definition.findall('devices/channel'):
-        target = channel.find('target')
-        if target is not None and target.get('name') == GUEST_AGENT:
-            return target.get('state') != 'disconnected'
-    return False
+    return source_addresses(handle, source, definition)
 
 
 def usable_address(text: str) -> bool:

@@ -196,7 +196,7 @@ class Domain(Resource):
             if before.exists and machine is not None and machine.get('machine'):
                 machine.set('machine', resolve_machine(machine.get('machine'), before.xml.find('os/type')))
             return desired
-        return DomainBuilder(self.conn, self.params, self.name, plan).build(before)
+        return DomainBuilder(self.conn, self.params, self.name, plan, self.shared).build(before)
 
     # ---- planning -----------------------------------------------------------------------------
     def check_options(self, plan: Plan) -> None:
@@ -225,6 +225,8 @@ class Domain(Resource):
                      lambda: removed.extend(self.delete_storage(removable, plan)))
             if self.check_mode:
                 removed.extend(source['resolved'] for source in removable)
+                # what later steps of the same run must see as gone (kvm_guests)
+                self.shared.setdefault('removed_paths', set()).update(removed)
 
     def removable_storage(self, before: Snapshot, plan: Plan) -> list:
         """The domain's own disks: not cdroms, not shared, not used by another domain."""
@@ -480,8 +482,8 @@ def wait_for_addresses(conn, handle, timeout: int) -> list:
     """Wait until the guest has an address on one of its interfaces; return its interfaces."""
     deadline = time.monotonic() + timeout
     while True:
-        interfaces = domain_interfaces(_xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML'),
-                                       interface_addresses(handle))
+        live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML')
+        interfaces = domain_interfaces(live, interface_addresses(handle, live))
         if any(interface['addresses'] for interface in interfaces):
             return interfaces
         if time.monotonic() >= deadline:

@@ -18,6 +18,8 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Snapshot
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, format_size, parse_size
 
+MAX_VCPUS = 4096  # libvirt's limit for a domain definition
+MAX_NAME_BYTES = 240  # <name>-seed.iso stays a file name (255 bytes)
 BUS_PREFIX = {'virtio': 'vd', 'sata': 'sd', 'scsi': 'sd', 'usb': 'sd', 'ide': 'hd'}
 DISK_FORMAT_BY_SUFFIX = {'.qcow2': 'qcow2', '.qcow': 'qcow2', '.iso': 'raw', '.img': 'raw', '.raw': 'raw'}
 
@@ -25,11 +27,12 @@ DISK_FORMAT_BY_SUFFIX = {'.qcow2': 'qcow2', '.qcow': 'qcow2', '.iso': 'raw', '.i
 class DomainBuilder:
     """Builds ``<domain>`` from the structured options, validating against the host."""
 
-    def __init__(self, conn, params: dict, name: str, plan):
+    def __init__(self, conn, params: dict, name: str, plan, shared: dict | None = None):
         self.conn = conn
         self.params = params
         self.name = name
-        self.plan = plan  # warnings, the virt_type reason and the volumes planned in this run
+        self.plan = plan  # warnings and the virt_type reason go into the plan
+        self.pending = shared or {}  # check mode: pools, volumes and networks earlier steps would create
 
     def build(self, before: Snapshot) -> ET.Element:
         params, current = self.params, before.xml if before.exists else None
@@ -84,24 +87,12 @@ class DomainBuilder:
 
     def add_memory(self, domain, new: bool) -> None:
         params = self.params
-        memory = params.get('memory')
-        maximum = params.get('max_memory')
+        memory, maximum = params.get('memory'), params.get('max_memory')
         if memory is None and maximum is None:
             if new:
                 raise KvmError('memory: required to create a domain (e.g. memory: 1GiB)')
             return
-        memory_bytes = parse_size(memory, 'memory', 'MiB') if memory is not None else None
-        maximum_bytes = parse_size(maximum, 'max_memory', 'MiB') if maximum is not None else memory_bytes
-        if memory_bytes is None:
-            memory_bytes = maximum_bytes
-        if memory_bytes < 16 * 1024 ** 2:
-            raise KvmError(f'memory: {format_size(memory_bytes)} is too small for a guest (at least 16 MiB)')
-        if maximum_bytes < memory_bytes:
-            raise KvmError(f'max_memory: {format_size(maximum_bytes)} is less than memory {format_size(memory_bytes)}')
-        host_kib = host_memory_kib(self.conn)
-        if bytes_to_kib(maximum_bytes) > host_kib:
-            raise KvmError(f'memory: {format_size(maximum_bytes)} is more than the host has '
-                           f'({format_size(host_kib * 1024)})')
+        memory_bytes, maximum_bytes = memory_sizes(self.conn, memory, maximum)
         _xml.sub_element(domain, 'memory', bytes_to_kib(maximum_bytes), unit='KiB')
         _xml.sub_element(domain, 'currentMemory', bytes_to_kib(memory_bytes), unit='KiB')
 
@@ -111,12 +102,7 @@ class DomainBuilder:
             if not new:
                 return
             vcpus = 1
-        vcpus = vcpus if vcpus is not None else maximum
-        maximum = maximum if maximum is not None else vcpus
-        if vcpus < 1:
-            raise KvmError(f'vcpus: {vcpus} is not a number of CPUs (at least 1)')
-        if vcpus > maximum:
-            raise KvmError(f'vcpus: {vcpus} is more than max_vcpus {maximum}')
+        vcpus, maximum = vcpu_counts(vcpus, maximum)
         element = _xml.sub_element(domain, 'vcpu', maximum, placement='static')
         if maximum != vcpus:
             element.set('current', str(vcpus))
@@ -140,6 +126,9 @@ class DomainBuilder:
         elif params.get('secure_boot'):
             raise KvmError('secure_boot: needs firmware: efi')
         boot = params.get('boot') or {}
+        for key in ('kernel', 'initrd'):
+            if boot.get(key):
+                check_boot_file(self.conn, boot[key], f'boot.{key}')
         if boot.get('kernel'):
             _xml.sub_element(os_element, 'kernel', boot['kernel'])
             if boot.get('initrd'):
@@ -230,24 +219,28 @@ class DomainBuilder:
             element.insert(0, driver)
 
     def volume_format(self, pool_name: str, volume_name: str, where: str) -> str | None:
+        pending = self.pending.get('volumes', {}).get((pool_name, volume_name))
         try:
             pool = self.conn.storagePoolLookupByName(pool_name)
         except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise KvmError(f"{where}.pool: storage pool '{pool_name}' does not exist") from None
-            raise
+            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise
+            if pending is not None:
+                return disk_format(pending['format'])
+            raise KvmError(f"{where}.pool: storage pool '{pool_name}' does not exist") from None
         if not pool.isActive():
             raise KvmError(f"{where}.pool: storage pool '{pool_name}' is inactive")
         try:
             volume = pool.storageVolLookupByName(volume_name)
         except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-                raise KvmError(f"{where}.volume: no volume '{volume_name}' in storage pool '{pool_name}'") from None
-            raise
+            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                raise
+            if pending is not None:
+                return disk_format(pending['format'])
+            raise KvmError(f"{where}.volume: no volume '{volume_name}' in storage pool '{pool_name}'") from None
         definition = _xml.parse_xml(volume.XMLDesc(0), 'libvirt volume XML')
         fmt = definition.find('target/format')
-        fmt = fmt.get('type') if fmt is not None else None
-        return 'raw' if fmt == 'iso' else fmt
+        return disk_format(fmt.get('type') if fmt is not None else None)
 
     def add_interfaces(self, devices) -> None:
         interfaces = self.params.get('interfaces')
@@ -266,9 +259,10 @@ class DomainBuilder:
                 try:
                     self.conn.networkLookupByName(spec['network'])
                 except libvirt.libvirtError as err:
-                    if err.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+                    if err.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                        raise
+                    if spec['network'] not in self.pending.get('networks', ()):
                         raise KvmError(f"{where}.network: network '{spec['network']}' does not exist") from None
-                    raise
                 _xml.sub_element(element, 'source', network=spec['network'])
             elif kind == 'bridge':
                 _xml.sub_element(element, 'source', bridge=spec['bridge'])
@@ -319,6 +313,66 @@ class DomainBuilder:
                                'uses only 8); use spice for longer ones')
             element.set('passwd', str(graphics['password']))
         _xml.sub_element(element, 'listen', type='address', address=listen)
+
+
+def check_domain_name(name, option: str = 'name') -> None:
+    """A name libvirt and the pool's files can take: not empty, no '/', no surrounding blanks or
+    control characters, short enough for ``<name>-seed.iso`` to be a file name."""
+    if not isinstance(name, str) or not name.strip():
+        raise KvmError(f'{option}: a domain needs a name')
+    if '/' in name or name != name.strip() or any(ord(char) < 32 for char in name) \
+            or len(name.encode()) > MAX_NAME_BYTES:
+        raise KvmError(f"{option}: {name!r} is not a usable domain name (no '/', control characters or "
+                       f'surrounding blanks, at most {MAX_NAME_BYTES} bytes)')
+
+
+def check_boot_file(conn, path: str, option: str) -> None:
+    """A kernel or initrd for direct kernel boot: an absolute path, and a file when this host is
+    the libvirt host (on a remote URI the file is on the libvirt host, checked when it starts)."""
+    if not isinstance(path, str) or not path.startswith('/'):
+        raise KvmError(f'{option}: {path!r} is not an absolute path on the libvirt host')
+    if is_local_uri(conn.getURI()) and not os.path.isfile(path):
+        raise KvmError(f'{option}: {path} is not a file on the libvirt host')
+
+
+def memory_sizes(conn, memory, maximum) -> tuple:
+    """(memory, max_memory) in bytes, checked: at least 16 MiB, max not below memory, not more
+    than the host has. Either may be None (it then follows the other)."""
+    memory_bytes = parse_size(memory, 'memory', 'MiB') if memory is not None else None
+    maximum_bytes = parse_size(maximum, 'max_memory', 'MiB') if maximum is not None else memory_bytes
+    if memory_bytes is None:
+        memory_bytes = maximum_bytes
+    if memory_bytes < 16 * 1024 ** 2:
+        raise KvmError(f'memory: {format_size(memory_bytes)} is too small for a guest (at least 16 MiB)')
+    if maximum_bytes < memory_bytes:
+        raise KvmError(f'max_memory: {format_size(maximum_bytes)} is less than memory {format_size(memory_bytes)}')
+    host_kib = host_memory_kib(conn)
+    if bytes_to_kib(maximum_bytes) > host_kib:
+        raise KvmError(f'memory: {format_size(maximum_bytes)} is more than the host has '
+                       f'({format_size(host_kib * 1024)})')
+    return memory_bytes, maximum_bytes
+
+
+def vcpu_counts(vcpus, maximum) -> tuple:
+    """(vcpus, max_vcpus), checked: at least 1, vcpus not above the max, the max within libvirt's."""
+    vcpus = vcpus if vcpus is not None else maximum
+    maximum = maximum if maximum is not None else vcpus
+    for option, value in (('vcpus', vcpus), ('max_vcpus', maximum)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise KvmError(f'{option}: expected a number of CPUs, got {value!r}')
+    if vcpus < 1:
+        raise KvmError(f'vcpus: {vcpus} is not a number of CPUs (at least 1)')
+    if vcpus > maximum:
+        raise KvmError(f'vcpus: {vcpus} is more than max_vcpus {maximum}')
+    if maximum > MAX_VCPUS:
+        raise KvmError(f'max_vcpus: {maximum} is more than libvirt allows ({MAX_VCPUS})')
+    return vcpus, maximum
+
+
+def disk_format(volume_format: str | None) -> str | None:
+    """The disk driver type for a volume format: libvirt reports a file holding an ISO image as
+    format 'iso', which QEMU reads as raw."""
+    return 'raw' if volume_format == 'iso' else volume_format
 
 
 def host_memory_kib(conn) -> int:

@@ -66,23 +66,49 @@ def mask_secrets(element):
 # ---- addresses ------------------------------------------------------------------------------------
 
 
-def interface_addresses(handle) -> dict:
-    """mac -> addresses, from the DHCP leases, else from the guest agent."""
+ADDRESS_SOURCES = {'lease': 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE',
+                   'agent': 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT',
+                   'arp': 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP'}
+
+
+def agent_connected(definition) -> bool:
+    """True when a running guest's definition has a guest agent channel not known to be
+    disconnected (libvirt marks its target ``state='connected'`` while the agent answers)."""
+    for channel in definition.findall('devices/channel'):
+        target = channel.find('target')
+        if target is not None and target.get('name') == GUEST_AGENT:
+            return target.get('state') != 'disconnected'
+    return False
+
+
+def source_addresses(handle, source: str, definition=None) -> dict:
+    """mac -> addresses from one of libvirt's sources (``lease``, ``agent``, ``arp``); {} when it
+    cannot answer. With the running ``definition``, the agent is asked only while its channel is
+    connected: otherwise libvirt would wait for its agent timeout."""
+    if source == 'agent' and definition is not None and not agent_connected(definition):
+        return {}
+    try:
+        answer = handle.interfaceAddresses(getattr(libvirt, ADDRESS_SOURCES[source]), 0) or {}
+    except libvirt.libvirtError:
+        return {}  # no agent, no lease support, no ARP entry
     found = {}
-    for source in ('VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE', 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT'):
-        try:
-            answer = handle.interfaceAddresses(getattr(libvirt, source), 0)
-        except libvirt.libvirtError:
-            continue  # no agent, or no lease support: try the next source
-        for _name, details in (answer or {}).items():
-            mac = (details.get('hwaddr') or '').lower()
-            addresses = [entry['addr'] for entry in details.get('addrs') or [] if entry.get('addr')]
-            if mac and addresses and mac != '00:00:00:00:00:00':
-                found.setdefault(mac, [])
-                found[mac].extend(a for a in addresses if a not in found[mac] and not a.startswith('127.'))
+    for details in answer.values():
+        mac = (details.get('hwaddr') or '').lower()
+        if not mac or mac == '00:00:00:00:00:00':
+            continue  # the guest's loopback
+        known = found.setdefault(mac, [])
+        known.extend(entry['addr'] for entry in details.get('addrs') or []
+                     if entry.get('addr') and entry['addr'] not in known and not entry['addr'].startswith('127.'))
+    return {mac: addresses for mac, addresses in found.items() if addresses}
+
+
+def interface_addresses(handle, definition=None, sources=('lease', 'agent')) -> dict:
+    """mac -> addresses, from the first of ``sources`` that knows any."""
+    for source in sources:
+        found = source_addresses(handle, source, definition)
         if found:
-            break
-    return found
+            return found
+    return {}
 
 
 def domain_interfaces(definition, addresses: dict | None = None) -> list:
@@ -136,7 +162,7 @@ def domain_info(conn, handle, details: bool = True) -> dict:
         'autostart': bool(handle.autostart()) if persistent else False,
         'persistent': persistent,
         **definition_facts(definition),
-        'interfaces': domain_interfaces(live, interface_addresses(handle) if handle.isActive() else {}),
+        'interfaces': domain_interfaces(live, interface_addresses(handle, live) if handle.isActive() else {}),
         'has_managed_save': bool(handle.hasManagedSaveImage(0)) if persistent else False,
         'snapshot_count': snapshot_count(handle),
         'xml': _xml.to_text(definition),

@@ -30,6 +30,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts impo
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 
 FORWARD_MODES = ('nat', 'route', 'open', 'bridge', 'isolated')
+STRUCTURED = ('forward', 'bridge', 'mtu', 'domain', 'ipv4', 'ipv6', 'dns', 'nat_ports')
 BRIDGE_NAME_MAX = 15  # IFNAMSIZ - 1
 SIOCBRADDIF = 0x89a2  # linux/sockios.h: add an interface to a bridge
 
@@ -448,6 +449,9 @@ class Network(Resource):
             lost = ', '.join(sorted({entry['domain'] for entry in report['disconnected']}))
             plan.warnings.append(f'{self.label()} was restarted and these guests lost their link: {lost}')
 
+    def remember_pending(self, plan: Plan) -> None:
+        self.shared.setdefault('networks', set()).add(self.name)
+
     # ---- libvirt calls --------------------------------------------------------------------
     def read(self, handle) -> Snapshot:
         active = bool(handle.isActive())
@@ -473,3 +477,59 @@ def _updater(handle, section: int, calls: list, flags: int):
         for command, index, item in calls:
             handle.update(command, section, index, item, flags)
     return run
+
+
+def network_options() -> dict:
+    """kvm_network's options (but uri), also the items of kvm_guests' ``networks``."""
+    ranges = dict(type='list', elements='dict', options=dict(
+        start=dict(type='str', required=True),
+        end=dict(type='str', required=True),
+    ))
+    return dict(
+        name=dict(type='str'),
+        state=dict(type='str', default='present', choices=['present', 'active', 'inactive', 'absent']),
+        forward=dict(type='str', choices=list(FORWARD_MODES)),
+        bridge=dict(type='raw'),
+        mtu=dict(type='int'),
+        domain=dict(type='str'),
+        ipv4=dict(type='dict', options=dict(
+            address=dict(type='str', required=True),
+            prefix=dict(type='int'),
+            netmask=dict(type='str'),
+            dhcp=dict(type='dict', options=dict(
+                ranges=ranges,
+                hosts=dict(type='list', elements='dict', options=dict(
+                    mac=dict(type='str'), name=dict(type='str'), ip=dict(type='str', required=True),
+                    id=dict(type='str'))),
+            )),
+        )),
+        ipv6=dict(type='dict', options=dict(
+            address=dict(type='str', required=True),
+            prefix=dict(type='int'),
+            dhcp=dict(type='dict', options=dict(
+                ranges=ranges,
+                hosts=dict(type='list', elements='dict', options=dict(
+                    name=dict(type='str'), id=dict(type='str'), ip=dict(type='str', required=True))),
+            )),
+        )),
+        dns=dict(type='dict', options=dict(
+            enable=dict(type='bool'),
+            hosts=dict(type='list', elements='dict', options=dict(
+                ip=dict(type='str', required=True),
+                hostnames=dict(type='list', elements='str', required=True))),
+            forwarders=dict(type='list', elements='raw'),
+            srv=dict(type='list', elements='dict', options=dict(
+                service=dict(type='str', required=True), protocol=dict(type='str', required=True),
+                domain=dict(type='str'), target=dict(type='str'), port=dict(type='int'),
+                priority=dict(type='int'), weight=dict(type='int'))),
+            txt=dict(type='list', elements='dict', options=dict(
+                name=dict(type='str', required=True), value=dict(type='str', required=True))),
+        )),
+        nat_ports=dict(type='dict', options=dict(
+            start=dict(type='int', required=True),
+            end=dict(type='int', required=True),
+        )),
+        xml=dict(type='str'),
+        autostart=dict(type='bool'),
+        restart=dict(type='bool', default=False),
+    )

@@ -226,6 +226,10 @@ class StoragePool(Resource):
             plan.add('delete', f"deleting the storage of {self.label()}", lambda: handle.delete(0))
         plan.add('undefine', f'undefining {self.label()}', lambda: self.undefine(handle))
 
+    def remember_pending(self, plan: Plan) -> None:
+        self.shared.setdefault('pools', {})[self.name] = {
+            'type': plan.merged.get('type'), 'path': plan.merged.findtext('target/path')}
+
     # ---- facts ----------------------------------------------------------------------------
     def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
         return pool_info(snapshot.handle)

@@ -60,6 +60,7 @@ class Action:
     describe: str
     run: Callable[[], object]
     change: bool = True
+    reverts: tuple = ()  # earlier steps a failure of this one undoes (a half-written volume deleted)
 
 
 @dataclass
@@ -76,8 +77,9 @@ class Plan:
     extra: dict = field(default_factory=dict)  # resource-specific result keys
     context: dict = field(default_factory=dict)  # values the actions share (a handle define returns...)
 
-    def add(self, name: str, describe: str, run: Callable[[], object], change: bool = True) -> None:
-        self.actions.append(Action(name, describe, run, change))
+    def add(self, name: str, describe: str, run: Callable[[], object], change: bool = True,
+            reverts: tuple = ()) -> None:
+        self.actions.append(Action(name, describe, run, change, reverts))
 
     def insert_before(self, names: tuple, action: Action) -> None:
         """Insert ``action`` before the first action named in ``names`` (else at the end)."""
@@ -118,6 +120,7 @@ def apply_plan(plan: Plan, check_mode: bool) -> None:
                 action.run()
         except Exception as err:  # pylint: disable=broad-exception-caught  # reported, not raised raw
             failure = as_failure(err, action.describe)
+            done = [step for step in done if step.name not in action.reverts]
             failure.details.update(changed=any(step.change for step in done), actions=plan.names(),
                                    actions_done=[step.name for step in done if step.change],
                                    failed_action=action.name)
@@ -218,7 +221,13 @@ class Resource:
         if self.lifecycle:
             self.plan_state(before, plan)
             self.plan_autostart(before, plan)
+        if not before.exists:
+            self.remember_pending(plan)
         return plan
+
+    def remember_pending(self, plan: Plan) -> None:
+        """Hook: note in ``shared`` what this plan creates, so that the next resources of the same
+        run (kvm_guests) can be planned before it is applied, and in check mode as if it existed."""
 
     def check_options(self, plan: Plan) -> None:
         """Hook: option combinations the argument spec cannot express. Raise KvmError to refuse."""
@@ -318,8 +327,15 @@ class Resource:
     # ---- running -------------------------------------------------------------------------
     def converge(self) -> dict:
         """Plan, apply unless in check mode, and build the module result."""
-        before = self.snapshot()
-        plan = self.plan(before)
+        return self.conclude(self.prepare())
+
+    def prepare(self) -> Plan:
+        """Read the object and plan: nothing changes yet."""
+        return self.plan(self.snapshot())
+
+    def conclude(self, plan: Plan) -> dict:
+        """Apply a plan made by :meth:`prepare` (unless in check mode) and build the result."""
+        before = plan.before
         apply_plan(plan, self.check_mode)
         final = self.snapshot() if not self.check_mode else None
         result = {

@@ -71,18 +71,33 @@ class Volume(Resource):
         except libvirt.libvirtError as err:
             if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
                 raise
-            if self.params['state'] == 'absent':
-                return Snapshot()  # no pool, no volume
+            if self.params['state'] == 'absent' or self.pending_pool() is not None:
+                return Snapshot()  # no pool, no volume (or a pool check mode only predicts)
             raise KvmError(f"pool: storage pool '{self.pool_name}' does not exist") from None
         if not pool.isActive():
             raise KvmError(f"pool: storage pool '{self.pool_name}' is inactive, so its volumes cannot be "
                            "read or changed; start it first (kvm_pool state: active)")
         handle = find_volume(pool, self.name)
-        if handle is None:
-            return Snapshot(parent=pool)
+        if handle is None or (self.check_mode and handle.path() in self.shared.get('removed_paths', ())):
+            return Snapshot(parent=pool)  # none, or one an earlier step of this check-mode run deletes
         snapshot = self.read(handle)
         snapshot.parent = pool
         return snapshot
+
+    def pending_pool(self) -> dict | None:
+        """The pool as check mode predicts it, when an earlier step of this run would create it."""
+        return self.shared.get('pools', {}).get(self.pool_name)
+
+    def remember_pending(self, plan: Plan) -> None:
+        if not plan.names() or self.params['state'] == 'absent':
+            return
+        pool = plan.before.parent
+        directory = (_xml.parse_xml(pool.XMLDesc(0), 'libvirt pool XML').findtext('target/path') if pool is not None
+                     else (self.pending_pool() or {}).get('path'))
+        facts = self.definition_facts(plan.after.xml)
+        self.shared.setdefault('volumes', {})[(self.pool_name, self.name)] = {
+            'name': self.name, 'pool': self.pool_name, 'format': facts['format'], 'capacity': facts['capacity'],
+            'path': f'{directory}/{self.name}' if directory else None}
 
     def find(self, plan: Plan, name: str):
         """A volume of this pool by name (None when there is none)."""
@@ -215,7 +230,9 @@ class Volume(Resource):
 
     def default_format(self, plan: Plan) -> str | None:
         """qcow2 in file-based pools (sparse, snapshots); block pools decide for themselves."""
-        pool_type = _xml.parse_xml(plan.before.parent.XMLDesc(0), 'libvirt pool XML').get('type')
+        pool = plan.before.parent
+        pool_type = (_xml.parse_xml(pool.XMLDesc(0), 'libvirt pool XML').get('type') if pool is not None
+                     else (self.pending_pool() or {}).get('type'))
         return 'qcow2' if pool_type in ('dir', 'fs', 'netfs') else None
 
     def volume_xml(self, capacity: int, fmt: str | None, backing=None) -> ET.Element:
@@ -251,9 +268,13 @@ class Volume(Resource):
         plan.add(name, describe_text or f'creating {self.label()}', run)
 
     def source_volume(self, plan: Plan, option: str, pool_option: str):
-        """The volume an option names (in its own pool option, else this pool) and its facts."""
+        """The volume an option names (in its own pool option, else this pool) and its facts;
+        in check mode the facts predicted for a volume an earlier step would create."""
         pool_name = self.params.get(pool_option) or self.pool_name
+        pending = self.shared.get('volumes', {}).get((pool_name, self.params[option]))
         with_pool = plan.before.parent
+        if pending is not None and (with_pool is None or find_volume(with_pool, self.params[option]) is None):
+            return None, pending
         if pool_name != self.pool_name:
             try:
                 with_pool = self.conn.storagePoolLookupByName(pool_name)
@@ -271,7 +292,9 @@ class Volume(Resource):
     def plan_overlay(self, plan: Plan) -> None:
         _base, facts = self.source_volume(plan, 'backing_volume', 'backing_pool')
         capacity = self.capacity() or facts['capacity']
-        if capacity < facts['capacity']:
+        if capacity is None:  # check mode, a base image not downloaded yet: its size is unknown
+            capacity = 0
+        elif facts['capacity'] is not None and capacity < facts['capacity']:
             raise KvmError(f"capacity: {format_size(capacity)} is smaller than the backing volume "
                            f"'{facts['name']}' ({format_size(facts['capacity'])})")
         definition = self.volume_xml(capacity, 'qcow2', {'path': facts['path'], 'format': facts['format']})
@@ -396,7 +419,7 @@ class Volume(Resource):
         plan.add('create', f'creating {self.label()}',
                  lambda: pool.createXML(_xml.to_text(definition, pretty=False), 0))
         plan.add('upload', f'writing the cloud-init seed into {self.label()}',
-                 lambda: self.write_seed(plan, image))
+                 lambda: self.write_seed(plan, image), reverts=('create',))
 
     def write_seed(self, plan: Plan, image: bytes) -> None:
         """Write a seed into the volume the plan just created; a volume left half written is
@@ -519,7 +542,7 @@ class Volume(Resource):
         plan.add('create', f'creating {self.label()}',
                  lambda: pool.createXML(_xml.to_text(definition, pretty=False), 0))
         plan.add('upload', f'writing the new cloud-init seed into {self.label()}',
-                 lambda: self.write_seed(plan, image))
+                 lambda: self.write_seed(plan, image), reverts=('create',))
         plan.extra['seed_changed'] = True
 
 

@@ -440,69 +440,14 @@ libvirt_error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
-from ansible_collections.hypervisor.kvm.plugins.module_utils._network import FORWARD_MODES, Network
+from ansible_collections.hypervisor.kvm.plugins.module_utils._network import STRUCTURED, Network, network_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import apply_unions
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
-
-RANGE = dict(type='list', elements='dict', options=dict(
-    start=dict(type='str', required=True),
-    end=dict(type='str', required=True),
-))
-
-STRUCTURED = ('forward', 'bridge', 'mtu', 'domain', 'ipv4', 'ipv6', 'dns', 'nat_ports')
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            **connection_argument_spec(),
-            name=dict(type='str'),
-            state=dict(type='str', default='present', choices=['present', 'active', 'inactive', 'absent']),
-            forward=dict(type='str', choices=list(FORWARD_MODES)),
-            bridge=dict(type='raw'),
-            mtu=dict(type='int'),
-            domain=dict(type='str'),
-            ipv4=dict(type='dict', options=dict(
-                address=dict(type='str', required=True),
-                prefix=dict(type='int'),
-                netmask=dict(type='str'),
-                dhcp=dict(type='dict', options=dict(
-                    ranges=RANGE,
-                    hosts=dict(type='list', elements='dict', options=dict(
-                        mac=dict(type='str'), name=dict(type='str'), ip=dict(type='str', required=True),
-                        id=dict(type='str'))),
-                )),
-            )),
-            ipv6=dict(type='dict', options=dict(
-                address=dict(type='str', required=True),
-                prefix=dict(type='int'),
-                dhcp=dict(type='dict', options=dict(
-                    ranges=RANGE,
-                    hosts=dict(type='list', elements='dict', options=dict(
-                        name=dict(type='str'), id=dict(type='str'), ip=dict(type='str', required=True))),
-                )),
-            )),
-            dns=dict(type='dict', options=dict(
-                enable=dict(type='bool'),
-                hosts=dict(type='list', elements='dict', options=dict(
-                    ip=dict(type='str', required=True),
-                    hostnames=dict(type='list', elements='str', required=True))),
-                forwarders=dict(type='list', elements='raw'),
-                srv=dict(type='list', elements='dict', options=dict(
-                    service=dict(type='str', required=True), protocol=dict(type='str', required=True),
-                    domain=dict(type='str'), target=dict(type='str'), port=dict(type='int'),
-                    priority=dict(type='int'), weight=dict(type='int'))),
-                txt=dict(type='list', elements='dict', options=dict(
-                    name=dict(type='str', required=True), value=dict(type='str', required=True))),
-            )),
-            nat_ports=dict(type='dict', options=dict(
-                start=dict(type='int', required=True),
-                end=dict(type='int', required=True),
-            )),
-            xml=dict(type='str'),
-            autostart=dict(type='bool'),
-            restart=dict(type='bool', default=False),
-        ),
+        argument_spec=dict(**connection_argument_spec(), **network_options()),
         required_one_of=[('name', 'xml')],
         mutually_exclusive=[('xml', option) for option in STRUCTURED],
         supports_check_mode=True,

@@ -1,0 +1,464 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kvm_guests: a whole list of guests converged in one module run over one connection (the
+kvm_guest role's engine; docs/architecture.md, "Fleets").
+
+The run reuses the resource adapters as they are: the pool, the networks, one upload per base
+image, then for each guest its disk (an overlay on the base image, or an empty disk), its
+cloud-init seed and its domain, each planned and applied by the engine. Every guest is
+validated before anything is touched; a guest that fails later does not stop the others, and
+the failure names it. Check mode plans every step as if the earlier ones had run: what they
+would create is shared between the adapters (``shared``), so a guest on a new network, in a new
+pool, on a new base image is predicted, not refused. Running guests are started first and waited
+for together, so their boots overlap.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from urllib.parse import urlsplit
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import (
+    check_boot_file,
+    check_domain_name,
+    memory_sizes,
+    vcpu_counts,
+)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import (
+    domain_interfaces,
+    interface_addresses,
+)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._images import image_facts, is_url, parse_checksum
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._network import Network, network_options
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import typed_union
+from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool
+from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import seed_files
+from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, parse_size
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume
+
+GUEST_STATES = ('running', 'shutdown', 'absent')
+SUDO_ALL = 'ALL=(ALL) NOPASSWD:ALL'
+
+
+def guest_options() -> dict:
+    """The options of one item of ``guests`` (the kvm_guest role's ``kvm_guest_list`` items)."""
+    return dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='running', choices=list(GUEST_STATES)),
+        remove_storage=dict(type='bool', default=False),
+        memory=dict(type='str'),
+        vcpus=dict(type='int'),
+        virt_type=dict(type='str', choices=['auto', 'kvm', 'qemu']),
+        autostart=dict(type='bool'),
+        base_image=dict(type='dict', options=dict(
+            url=dict(type='str'), path=dict(type='path'), checksum=dict(type='str'), volume=dict(type='str'))),
+        disk_size=dict(type='str'),
+        networks=dict(type='list', elements='str'),
+        cloud_init=dict(type='dict', options=dict(
+            user=dict(type='str'),
+            ssh_authorized_keys=dict(type='list', elements='str', default=[], no_log=False),
+            packages=dict(type='list', elements='str', default=[]),
+            user_data=dict(type='raw', no_log=True),
+            network_config=dict(type='raw'),
+        )),
+        kernel=dict(type='path'),
+        initrd=dict(type='path'),
+        cmdline=dict(type='str'),
+        graphics=dict(type='raw'),
+        console=dict(type='raw'),
+        guest_agent=dict(type='bool'),
+    )
+
+
+def fleet_network_options() -> dict:
+    """The options of one item of ``networks``: kvm_network's, started and autostarted by default."""
+    options = network_options()
+    options['state'] = dict(type='str', default='active', choices=['present', 'active', 'inactive'])
+    options['autostart'] = dict(type='bool', default=True)
+    return options
+
+
+def fleet_options() -> dict:
+    """kvm_guests' options (but uri). ``networks`` items are checked against kvm_network's options
+    by :meth:`Fleet.validate` (documented once, in kvm_network)."""
+    return dict(
+        pool=dict(type='dict', options=dict(
+            name=dict(type='str', required=True),
+            path=dict(type='path', default='/var/lib/libvirt/images'),
+            autostart=dict(type='bool', default=True),
+            manage=dict(type='bool', default=True),
+        )),
+        networks=dict(type='list', elements='dict', default=[]),
+        guests=dict(type='list', elements='dict', default=[], options=guest_options()),
+        defaults=dict(type='dict', default={}, options=dict(
+            memory=dict(type='str', default='1GiB'),
+            vcpus=dict(type='int', default=1),
+            virt_type=dict(type='str', default='auto', choices=['auto', 'kvm', 'qemu']),
+            networks=dict(type='list', elements='str', default=['default']),
+        )),
+        wait_for_ip=dict(type='int', default=120),
+    )
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base``: dicts merge key by key, anything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def user_data(guest: dict) -> dict | str:
+    """The guest's cloud-config: hostname, a sudo user with SSH keys (or keys for the image's
+    default user), packages, and the free-form ``user_data`` merged over it (a string replaces it)."""
+    cloud_init = guest.get('cloud_init') or {}
+    data = {'hostname': guest['name']}
+    keys = cloud_init.get('ssh_authorized_keys') or []
+    if cloud_init.get('user'):
+        data['users'] = ['default', {'name': cloud_init['user'], 'sudo': SUDO_ALL, 'shell': '/bin/bash',
+                                     'lock_passwd': True, 'ssh_authorized_keys': list(keys)}]
+    elif keys:
+        data['ssh_authorized_keys'] = list(keys)
+    if cloud_init.get('packages'):
+        data['packages'] = list(cloud_init['packages'])
+    extra = cloud_init.get('user_data')
+    if isinstance(extra, dict):
+        return deep_merge(data, extra)
+    return extra if extra is not None else data
+
+
+def base_volume_name(base_image: dict) -> str:
+    """The base image's volume in the pool: ``volume``, else the file name of its URL or path."""
+    return base_image.get('volume') or os.path.basename(urlsplit(base_image.get('url') or base_image.get('path')).path)
+
+
+class Fleet:
+    """One run of kvm_guests: validate everything, then converge step by step over one
+    connection. Holds the run's results; the adapters it drives keep nothing."""
+
+    def __init__(self, conn, params: dict, check_mode: bool, no_log_values: set):
+        self.conn = conn
+        self.params = params
+        self.check_mode = check_mode
+        self.no_log_values = no_log_values
+        self.shared = {}  # what check mode predicts earlier steps create (see Resource.remember_pending)
+        self.pool = params.get('pool')
+        self.guests = []  # the guests, worked out: (guest dict, derived dict)
+        self.results = {}  # guest name -> its result
+        self.failures = []
+        self.diffs = []
+        self.warnings = []
+        self.changed = False
+        self.steps = {'pool': None, 'networks': [], 'base_images': []}
+        self.networks = []  # the networks, checked against kvm_network's options
+
+    # ---- before anything changes ------------------------------------------------------------
+    def validate(self) -> None:
+        """Every guest worked out and checked; all problems at once, before any change."""
+        problems = []
+        defaults = self.params.get('defaults') or {}
+        self.networks = []
+        for index, network in enumerate(self.params.get('networks') or []):
+            checked = ArgumentSpecValidator(fleet_network_options()).validate(network)
+            if checked.error_messages:
+                problems.extend(f'networks[{index}]: {message}' for message in checked.error_messages)
+            elif not checked.validated_parameters.get('name'):
+                problems.append(f'networks[{index}]: name is required')
+            else:
+                try:
+                    params = checked.validated_parameters
+                    for key, kind in (('bridge', 'bridge'),):
+                        params[key] = typed_union(kind, params.get(key), f'networks[{index}].{key}')
+                    if (params.get('dns') or {}).get('forwarders'):
+                        params['dns']['forwarders'] = [
+                            typed_union('forwarder', item, f'networks[{index}].dns.forwarders[{number}]')
+                            for number, item in enumerate(params['dns']['forwarders'])]
+                    self.networks.append(params)
+                except KvmError as err:
+                    problems.append(err.msg)
+        known = {net['name'] for net in self.networks}
+        try:
+            known.update(net.name() for net in self.conn.listAllNetworks(0))
+        except libvirt.libvirtError:
+            pass  # the domain step names a network that is missing
+        names = [guest['name'] for guest in self.params.get('guests') or []]
+        for name in sorted({name for name in names if names.count(name) > 1}):
+            problems.append(f'guests: the name {name} is used more than once')
+        needs_pool = False
+        for index, guest in enumerate(self.params.get('guests') or []):
+            where = f"guests[{index}] ({guest['name']})"
+            try:
+                derived = self.derive(guest, defaults, known, where)
+            except KvmError as err:
+                problems.extend(err.msg.split('\n'))
+                continue
+            needs_pool = needs_pool or derived['disk'] or derived['seed']
+            self.guests.append((guest, derived))
+        if needs_pool and not self.pool:
+            problems.append('pool: required for guests with a disk or a cloud-init seed')
+        if problems:
+            raise KvmError('\n'.join(problems), problems=problems)
+
+    def derive(self, guest: dict, defaults: dict, known_networks: set, where: str) -> dict:
+        """The disk, seed and domain of one guest; every problem of it in one KvmError (one per line)."""
+        problems = []
+
+        def check(step):
+            try:
+                return step()
+            except KvmError as err:
+                problems.append(f'{where}: {err.msg}')
+                return None
+
+        state = guest.get('state') or 'running'
+        base = guest.get('base_image')
+        derived = {'state': state, 'disk': bool(base or guest.get('disk_size')),
+                   'seed': bool(base or guest.get('cloud_init')), 'base_volume': None}
+        if state == 'absent':
+            return derived
+        for network in guest.get('networks') or defaults.get('networks') or []:
+            if network not in known_networks:
+                problems.append(f'{where}: unknown network {network} (neither in networks nor defined in libvirt)')
+        if base is not None:
+            if bool(base.get('url')) == bool(base.get('path')):
+                problems.append(f'{where}: base_image needs exactly one of url and path')
+            elif base.get('url'):
+                if not is_url(base['url']):
+                    problems.append(f"{where}: base_image.url {base['url']!r} is not an http, https, ftp or file URL")
+                if not base.get('checksum'):
+                    problems.append(f'{where}: base_image.url needs a checksum (algorithm:hex)')
+            else:
+                derived['image'] = check(lambda: self.base_image_facts(base['path']))
+            check(lambda: parse_checksum(base.get('checksum')))
+            if base.get('url') or base.get('path'):
+                derived['base_volume'] = base_volume_name(base)
+        if guest.get('disk_size') is not None:
+            size = check(lambda: parse_size(guest['disk_size'], 'disk_size'))
+            image = derived.get('image')
+            if size is not None and image and size < image['capacity']:
+                problems.append(f"{where}: disk_size {format_size(size)} is smaller than its base image "
+                                f"({format_size(image['capacity'])})")
+        check(lambda: check_domain_name(guest['name']))
+        check(lambda: memory_sizes(self.conn, guest.get('memory') or defaults.get('memory') or '1GiB', None))
+        check(lambda: vcpu_counts(guest.get('vcpus') or defaults.get('vcpus') or 1, None))
+        if not guest.get('kernel') and (guest.get('initrd') or guest.get('cmdline')):
+            problems.append(f'{where}: initrd and cmdline need kernel')
+        for key in ('kernel', 'initrd'):
+            if guest.get(key):
+                check(lambda key=key: check_boot_file(self.conn, guest[key], key))
+        graphics = check(lambda: typed_union('graphics', guest.get('graphics'), 'graphics', self.no_log_values))
+        console = check(lambda: typed_union('console', guest.get('console'), 'console', self.no_log_values))
+        if derived['seed']:
+            cloud_init = guest.get('cloud_init') or {}
+            derived['cloud_init'] = {
+                'user_data': user_data(guest),
+                'meta_data': {'instance-id': guest['name'], 'local-hostname': guest['name']},
+                'network_config': cloud_init.get('network_config'),
+            }
+            check(lambda: seed_files(derived['cloud_init'], f"{guest['name']}-seed.iso", 'cloud_init'))
+        if problems:
+            raise KvmError('\n'.join(problems))
+        derived['domain'] = self.domain_params(guest, defaults, derived, graphics, console)
+        return derived
+
+    @staticmethod
+    def base_image_facts(path: str) -> dict:
+        if not os.path.isabs(path):
+            raise KvmError(f'base_image.path: {path!r} is not an absolute path on the managed host')
+        if not os.path.isfile(path):
+            raise KvmError(f'base_image.path: {path} is not a file on the managed host')
+        return image_facts(path, 'base_image.path')
+
+    def domain_params(self, guest: dict, defaults: dict, derived: dict, graphics, console) -> dict:
+        """kvm_domain's options for one guest (started without waiting: the fleet waits for all)."""
+        pool = (self.pool or {}).get('name')
+        disks = []
+        if derived['disk']:
+            disks.append({'volume': f"{guest['name']}.qcow2", 'pool': pool})
+        if derived['seed']:
+            disks.append({'volume': f"{guest['name']}-seed.iso", 'pool': pool, 'device': 'cdrom'})
+        boot = None
+        if guest.get('kernel'):
+            boot = {'kernel': guest['kernel'], 'initrd': guest.get('initrd'), 'cmdline': guest.get('cmdline'),
+                    'devices': ['hd']}
+        return {
+            'name': guest['name'], 'state': derived['state'],
+            'virt_type': guest.get('virt_type') or defaults.get('virt_type') or 'auto',
+            'memory': guest.get('memory') or defaults.get('memory') or '1GiB',
+            'vcpus': guest.get('vcpus') or defaults.get('vcpus') or 1,
+            'boot': boot, 'disks': disks,
+            'interfaces': [{'network': net, 'model': 'virtio'}
+                           for net in guest.get('networks') or defaults.get('networks') or []],
+            'graphics': graphics, 'console': console, 'guest_agent': guest.get('guest_agent'),
+            'autostart': guest.get('autostart'), 'restart': False, 'live': False, 'shutdown_timeout': 120,
+            'force_off_after_timeout': False, 'wait_for_ip': 0, 'remove_storage': False,
+        }
+
+    # ---- converging ---------------------------------------------------------------------------
+    def converge(self) -> dict:
+        self.validate()
+        self.converge_pool()
+        self.converge_networks()
+        self.converge_base_images()
+        for guest, derived in self.guests:
+            if derived['state'] == 'absent':
+                self.guarded(guest['name'], lambda guest=guest: self.remove_guest(guest))
+            else:
+                self.guarded(guest['name'], lambda guest=guest, derived=derived: self.converge_guest(guest, derived))
+        self.wait_for_addresses()
+        return self.result()
+
+    def step(self, resource_class, params: dict, label: str) -> dict:
+        """One resource converged by the engine; its diff kept when it changed something."""
+        resource = resource_class(self.conn, params, self.check_mode, self.shared)
+        return self.concluded(resource, resource.prepare(), label)
+
+    def concluded(self, resource, plan, label: str) -> dict:
+        """Apply a resource's plan; its warnings and diff go to the run's."""
+        result = resource.conclude(plan)
+        self.changed = self.changed or result['changed']
+        self.warnings.extend(f'{label}: {warning}' for warning in result.pop('warnings', []))
+        diff = result.pop('diff')
+        if result['changed']:
+            self.diffs.append(dict(diff, before_header=f'{label} (before)', after_header=f'{label} (after)'))
+        return result
+
+    def converge_pool(self) -> None:
+        pool = self.pool
+        if not pool or not pool.get('manage', True) or not any(d['disk'] or d['seed'] for _g, d in self.guests):
+            return
+        params = {'name': pool['name'], 'type': 'dir', 'target': {'path': pool['path']}, 'state': 'active',
+                  'autostart': pool['autostart']}
+        self.steps['pool'] = self.step(StoragePool, params, f"pool {pool['name']}")['actions']
+
+    def converge_networks(self) -> None:
+        for network in self.networks:
+            result = self.step(Network, network, f"network {network['name']}")
+            self.steps['networks'].append({'name': network['name'], 'actions': result['actions']})
+
+    def converge_base_images(self) -> None:
+        done = set()
+        for guest, derived in self.guests:
+            volume = derived['base_volume']
+            if derived['state'] == 'absent' or not volume or volume in done:
+                continue
+            done.add(volume)
+            base = guest['base_image']
+            params = {'name': volume, 'pool': self.pool['name'], 'state': 'present',
+                      'upload_from': base.get('url') or base.get('path'), 'checksum': base.get('checksum')}
+            result = self.step(Volume, params, f'base image {volume}')
+            self.steps['base_images'].append({'name': volume, 'actions': result['actions']})
+
+    def guarded(self, name: str, work) -> None:
+        """Run one guest's steps; a failure is reported for that guest and the others go on."""
+        try:
+            work()
+        except KvmError as err:
+            entry = self.results.setdefault(name, self.empty_result(name))
+            entry['failed'] = True
+            entry['msg'] = err.msg
+            if err.details.get('changed'):
+                entry['changed'] = self.changed = True
+            self.failures.append(f'guest {name}: {err.msg}')
+
+    @staticmethod
+    def empty_result(name: str) -> dict:
+        return {'name': name, 'state': None, 'ips': [], 'macs': [], 'changed': False, 'actions': {}}
+
+    def record(self, name: str, kind: str, result: dict) -> dict:
+        entry = self.results.setdefault(name, self.empty_result(name))
+        entry['actions'][kind] = result['actions']
+        entry['changed'] = entry['changed'] or result['changed']
+        return entry
+
+    def converge_guest(self, guest: dict, derived: dict) -> None:
+        """The guest's disk, seed and domain are all planned before any of them is applied, so a
+        guest whose domain cannot be planned gets no disk or seed either."""
+        name, pool = guest['name'], (self.pool or {}).get('name')
+        steps = []
+        if derived['disk']:
+            params = {'name': f'{name}.qcow2', 'pool': pool, 'state': 'present', 'format': 'qcow2',
+                      'capacity': guest.get('disk_size'), 'backing_volume': derived['base_volume']}
+            steps.append(('disk', Volume(self.conn, params, self.check_mode, self.shared), 'disk'))
+        if derived['seed']:
+            params = {'name': f'{name}-seed.iso', 'pool': pool, 'state': 'present',
+                      'cloud_init': derived['cloud_init']}
+            steps.append(('seed', Volume(self.conn, params, self.check_mode, self.shared), 'cloud-init seed'))
+        steps.append(('domain', Domain(self.conn, derived['domain'], self.check_mode, self.shared), 'domain'))
+        plans = [(kind, resource, resource.prepare(), label) for kind, resource, label in steps]
+        for kind, resource, plan, label in plans:
+            result = self.concluded(resource, plan, f'guest {name}: {label}')
+            self.record(name, kind, result)
+        entry = self.results[name]
+        domain = result['domain']  # the last step's result
+        entry['state'] = domain.get('state')
+        interfaces = domain.get('interfaces') or []
+        entry['macs'] = [iface['mac'] for iface in interfaces if iface.get('mac')]
+        entry['ips'] = [address for iface in interfaces for address in iface.get('addresses') or []]
+
+    def remove_guest(self, guest: dict) -> None:
+        name = guest['name']
+        remove = guest.get('remove_storage')
+        params = {'name': name, 'state': 'absent', 'remove_storage': remove}
+        self.record(name, 'domain', self.step(Domain, params, f'guest {name}: domain'))
+        if remove and self.pool:
+            for kind, volume in (('disk', f'{name}.qcow2'), ('seed', f'{name}-seed.iso')):
+                params = {'name': volume, 'pool': self.pool['name'], 'state': 'absent'}
+                self.record(name, kind, self.step(Volume, params, f'guest {name}: {kind}'))
+        self.results[name]['state'] = 'absent'
+
+    def wait_for_addresses(self) -> None:
+        """Wait, for all running guests together, until each has an address (not in check mode)."""
+        timeout = self.params.get('wait_for_ip') or 0
+        waiting = [name for (guest, derived) in self.guests
+                   for name in [guest['name']]
+                   if derived['state'] == 'running' and not self.results.get(name, {}).get('failed')
+                   and not self.results.get(name, {}).get('ips')]
+        if self.check_mode or timeout <= 0 or not waiting:
+            return
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for name in list(waiting):
+                handle = self.conn.lookupByName(name)
+                live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML')
+                interfaces = domain_interfaces(live, interface_addresses(handle, live))
+                addresses = [address for iface in interfaces for address in iface['addresses']]
+                if addresses:
+                    self.results[name]['ips'] = addresses
+                    waiting.remove(name)
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(1)
+        for name in waiting:
+            self.results[name]['failed'] = True
+            self.results[name]['msg'] = (f'got no IP address within {timeout} s (checked the DHCP leases and the '
+                                         'guest agent); is its network serving DHCP, and does the guest ask?')
+            self.failures.append(f"guest {name}: {self.results[name]['msg']}")
+
+    def result(self) -> dict:
+        guests = [self.results.get(guest['name'], self.empty_result(guest['name'])) for guest, _d in self.guests]
+        result = {'changed': self.changed, 'guests': guests, 'pool': self.steps['pool'],
+                  'networks': self.steps['networks'], 'base_images': self.steps['base_images'],
+                  'diff': self.diffs, 'warnings': self.warnings}
+        if self.failures:
+            raise KvmError(f'{len(self.failures)} of {len(guests)} guests failed: ' + '; '.join(self.failures),
+                           **{key: value for key, value in result.items() if key != 'warnings'})
+        return result
+
+
+def converge_fleet(conn, params: dict, check_mode: bool, no_log_values: set) -> dict:
+    """kvm_guests' whole run over one connection."""
+    return Fleet(conn, params, check_mode, no_log_values).converge()

@@ -1,0 +1,154 @@
+"""kvm_guests (the kvm_guest role's engine) against libvirt's in-process test:///default driver:
+a fleet converged in one run, check mode that predicts new pools, networks and disks, every
+problem found before anything changes, and one guest's failure that does not stop the others."""
+
+import struct
+
+import pytest
+
+from ansible_collections.hypervisor.kvm.plugins.modules import kvm_guests
+
+URI = 'test:///default'
+KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host'
+NETWORK = {'name': 'kvmtest-fleet-net', 'forward': 'nat', 'bridge': 'kvmtfl0',
+           'ipv4': {'address': '10.198.0.1', 'prefix': 24,
+                    'dhcp': {'ranges': [{'start': '10.198.0.100', 'end': '10.198.0.199'}]}}}
+
+
+def fleet(guests, **extra):
+    args = {'uri': URI, 'pool': {'name': 'kvmtest-fleet-pool', 'path': '/var/tmp/kvmtest-fleet-pool'},
+            'networks': [NETWORK], 'defaults': {'memory': '64MiB', 'networks': ['kvmtest-fleet-net']},
+            'guests': guests, 'wait_for_ip': 0}
+    args.update(extra)
+    return args
+
+
+def guests(count, **extra):
+    return [{'name': f'kvmtest-fleet-{index}', 'disk_size': '16MiB', **extra} for index in range(count)]
+
+
+def domain_names(conn):
+    return sorted(domain.name() for domain in conn.listAllDomains() if domain.name().startswith('kvmtest-fleet'))
+
+
+def test_check_mode_predicts_a_fleet_on_a_new_pool_and_network_and_creates_nothing(conn, run_module):
+    result = run_module(kvm_guests.main, fleet(guests(3)), check_mode=True)
+    assert not result['failed'] and result['changed']
+    assert result['pool'] == ['define', 'build', 'start', 'autostart']
+    assert result['networks'] == [{'name': 'kvmtest-fleet-net', 'actions': ['define', 'start', 'autostart']}]
+    assert [guest['actions'] for guest in result['guests']] == [{'disk': ['create'], 'domain': ['define', 'start']}] * 3
+    assert [guest['state'] for guest in result['guests']] == ['running'] * 3
+    assert domain_names(conn) == []
+    assert 'kvmtest-fleet-pool' not in [pool.name() for pool in conn.listAllStoragePools()]
+    headers = [diff['after_header'] for diff in result['diff']]
+    assert 'guest kvmtest-fleet-1: domain (after)' in headers and 'pool kvmtest-fleet-pool (after)' in headers
+
+
+def test_converge_then_nothing_to_do(conn, run_module):
+    check = run_module(kvm_guests.main, fleet(guests(3)), check_mode=True)
+    first = run_module(kvm_guests.main, fleet(guests(3)))
+    assert not first['failed'] and first['changed']
+    assert [g['actions'] for g in first['guests']] == [g['actions'] for g in check['guests']]
+    assert domain_names(conn) == ['kvmtest-fleet-0', 'kvmtest-fleet-1', 'kvmtest-fleet-2']
+    assert all(g['state'] == 'running' and len(g['macs']) == 1 for g in first['guests'])
+    pool = conn.storagePoolLookupByName('kvmtest-fleet-pool')
+    assert sorted(pool.listVolumes()) == ['kvmtest-fleet-0.qcow2', 'kvmtest-fleet-1.qcow2', 'kvmtest-fleet-2.qcow2']
+
+    second = run_module(kvm_guests.main, fleet(guests(3)))
+    assert not second['failed'] and not second['changed'] and second['diff'] == []
+    assert all(not g['changed'] and all(actions == [] for actions in g['actions'].values()) for g in second['guests'])
+    again = run_module(kvm_guests.main, fleet(guests(3)), check_mode=True)
+    assert not again['changed']
+
+
+def test_every_problem_is_reported_before_anything_changes(conn, run_module, tmp_path):
+    vdi = tmp_path / 'image.vdi'
+    vdi.write_bytes(b'\0' * 0x40 + b'\x7f\x10\xda\xbe' + b'\0' * 400)
+    bad = [
+        {'name': 'kvmtest-fleet-a', 'networks': ['kvmtest-fleet-nosuch']},
+        {'name': 'kvmtest-fleet-a'},
+        {'name': 'kvmtest-fleet-b', 'base_image': {'url': 'http://127.0.0.1:9/x.qcow2', 'path': '/x'}},
+        {'name': 'kvmtest-fleet-c', 'base_image': {'url': 'http://127.0.0.1:9/x.qcow2'}},
+        {'name': 'kvmtest-fleet-d', 'base_image': {'path': str(vdi)}},
+        {'name': 'kvmtest-fleet-e', 'cloud_init': {'user_data': 'users: []'}},
+        {'name': 'kvmtest-fleet-f', 'cloud_init': {'user': 'debian', 'ssh_authorized_keys': ['/root/.ssh/id.pub']}},
+        {'name': 'kvmtest-fleet-g', 'initrd': '/boot/initrd.img'},
+        {'name': 'kvmtest-fleet-h', 'graphics': {'type': 'vnc', 'passwrd': 'secret'}},
+        {'name': 'kvmtest-fleet-i', 'cloud_init': {'user_data': '#cloud-config\nusers: [oops\n'}},
+    ]
+    result = run_module(kvm_guests.main, fleet(bad))
+    assert result['failed'] and not result['changed']
+    for words in ('the name kvmtest-fleet-a is used more than once',
+                  'guests[0] (kvmtest-fleet-a): unknown network kvmtest-fleet-nosuch',
+                  'guests[2] (kvmtest-fleet-b): base_image needs exactly one of url and path',
+                  'guests[3] (kvmtest-fleet-c): base_image.url needs a checksum',
+                  f'guests[4] (kvmtest-fleet-d): base_image.path: {vdi} is a vdi image; only qcow2 and raw',
+                  "guests[5] (kvmtest-fleet-e): cloud_init.user_data: a user-data string must start with '#cloud-config'",
+                  'guests[6] (kvmtest-fleet-f): cloud_init.user_data.users[1].ssh_authorized_keys[0]',
+                  'guests[7] (kvmtest-fleet-g): initrd and cmdline need kernel',
+                  'guests[8] (kvmtest-fleet-h): graphics: unknown key(s) passwrd',
+                  'guests[9] (kvmtest-fleet-i): cloud_init.user_data: the #cloud-config is not valid YAML'):
+        assert words in result['msg']
+    assert len(result['problems']) == 10
+    assert domain_names(conn) == []
+    assert 'kvmtest-fleet-net' not in [net.name() for net in conn.listAllNetworks()]
+
+
+def test_networks_are_checked_against_kvm_network_options(conn, run_module):
+    result = run_module(kvm_guests.main, fleet([], networks=[{'name': 'kvmtest-fleet-n', 'forwrd': 'nat'},
+                                                               {'name': 'kvmtest-fleet-m', 'bridge': {'nam': 'x'}}]))
+    assert result['failed']
+    assert 'networks[0]: forwrd. Supported parameters include' in result['msg']
+    assert 'networks[1].bridge: unknown key(s) nam' in result['msg']
+
+
+def test_a_failing_guest_does_not_stop_the_others(conn, run_module):
+    fleet_guests = guests(3)
+    fleet_guests[1]['graphics'] = {'type': 'vnc', 'port': 99999}  # well typed; libvirt refuses it at define
+    result = run_module(kvm_guests.main, fleet(fleet_guests))
+    assert result['failed'] and result['changed']
+    assert result['msg'].startswith("1 of 3 guests failed: guest kvmtest-fleet-1: defining domain 'kvmtest-fleet-1' "
+                                    'failed')
+    by_name = {guest['name']: guest for guest in result['guests']}
+    assert by_name['kvmtest-fleet-1']['failed'] and 'defining domain' in by_name['kvmtest-fleet-1']['msg']
+    assert by_name['kvmtest-fleet-1']['actions'] == {'disk': ['create']}  # done before the domain failed
+    assert by_name['kvmtest-fleet-0']['state'] == by_name['kvmtest-fleet-2']['state'] == 'running'
+    assert domain_names(conn) == ['kvmtest-fleet-0', 'kvmtest-fleet-2']
+
+
+def test_a_disk_smaller_than_its_base_image_is_refused_first(conn, run_module, tmp_path):
+    image = tmp_path / 'kvmtest-fleet-base.qcow2'
+    image.write_bytes(b'QFI\xfb' + struct.pack('>I', 3) + b'\0' * 16 + struct.pack('>Q', 8 * 1024 ** 2) + b'\0' * 64)
+    guest = {'name': 'kvmtest-fleet-x', 'base_image': {'path': str(image)}, 'disk_size': '4MiB'}
+    result = run_module(kvm_guests.main, fleet([guest]))
+    assert result['failed'] and not result['changed']
+    assert 'guests[0] (kvmtest-fleet-x): disk_size 4 MiB is smaller than its base image (8 MiB)' in result['msg']
+    assert 'kvmtest-fleet-pool' not in [pool.name() for pool in conn.listAllStoragePools()]
+
+
+def test_absent_with_remove_storage_deletes_only_the_guests_volumes(conn, run_module):
+    pool = conn.storagePoolLookupByName('default-pool')
+    pool.createXML("<volume><name>kvmtest-fleet-other.qcow2</name><capacity>8388608</capacity>"
+                   "<target><format type='qcow2'/></target></volume>", 0)
+    common = {'pool': {'name': 'default-pool', 'manage': False}, 'networks': []}
+    guest = {'name': 'kvmtest-fleet-x', 'disk_size': '16MiB', 'networks': ['default'], 'state': 'shutdown'}
+    first = run_module(kvm_guests.main, fleet([guest], **common))
+    assert not first['failed'], first.get('msg')
+    assert first['pool'] is None and first['guests'][0]['state'] == 'shutoff'
+    assert first['guests'][0]['actions'] == {'disk': ['create'], 'domain': ['define']}
+
+    gone = {'name': 'kvmtest-fleet-x', 'state': 'absent', 'remove_storage': True}
+    check = run_module(kvm_guests.main, fleet([gone], **common), check_mode=True)
+    removed = run_module(kvm_guests.main, fleet([gone], **common))
+    assert not removed['failed'] and removed['changed'] and removed['guests'][0]['state'] == 'absent'
+    assert removed['guests'][0]['actions'] == check['guests'][0]['actions']
+    assert removed['guests'][0]['actions']['domain'] == ['undefine', 'remove-storage']
+    assert sorted(name for name in pool.listVolumes() if name.startswith('kvmtest-fleet')) == ['kvmtest-fleet-other.qcow2']
+    assert not run_module(kvm_guests.main, fleet([gone], **common))['changed']
+
+
+@pytest.mark.parametrize('count', [20])
+def test_a_no_op_run_over_many_guests_is_one_module_run(conn, run_module, count):
+    run_module(kvm_guests.main, fleet(guests(count)))
+    result = run_module(kvm_guests.main, fleet(guests(count)))
+    assert not result['changed'] and len(result['guests']) == count
