@@ -27,7 +27,9 @@ description:
     address found, in interface order), C(kvm_title) and C(kvm_description) (the domain's
     C(<title>) and C(<description>), V(null) when unset) and C(kvm_metadata) (a dict with one
     entry per element under the domain's C(<metadata>): its XML namespace URI mapped to the
-    element as compact XML text)."
+    element as compact XML text) and C(kvm_snapshots) (the guest's snapshots, oldest first, with
+    the keys of M(hypervisor.kvm.kvm_snapshot)'s C(snapshot) return; read only for guests that
+    have snapshots)."
   - C(ansible_host) is the first IPv4 address found, following O(address_sources) in order and
     the interfaces in definition order, else the first IPv6 address; loopback and link-local
     addresses are never used. A guest with no address found has no C(ansible_host).
@@ -168,6 +170,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
     source_addresses,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import snapshot_facts
 
 # The virtio-serial channel of the QEMU guest agent (the same name as in _domain_builder and _snapshot).
 # Guests that have a running QEMU and so can have addresses (a shut off guest's lease is stale).
@@ -396,6 +399,8 @@ def read_guest(handle, summary: dict, sources: list, leases: dict | None, displa
         'title': definition.findtext('title'),
         'description': definition.findtext('description'),
         'metadata': metadata_texts(definition, text),
+        # the bulk listing says which guests have snapshots: only those are asked for them
+        'snapshots': snapshot_facts(handle) if summary.get('has_snapshots') else [],
     }
 
 
@@ -533,6 +538,7 @@ def host_variables(guest: dict, result: dict) -> dict:
         'kvm_title': guest['title'],
         'kvm_description': guest['description'],
         'kvm_metadata': guest['metadata'],
+        'kvm_snapshots': guest['snapshots'],
     }
     if guest['address']:
         hostvars['ansible_host'] = guest['address']

@@ -25,6 +25,11 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, is_local_uri, libvirt, xml_desc
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (
+    follow_overlays,
+    overlay_bases,
+    rebase_disks,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, unit_factor
 
 DOMAIN_STATES = ('present', 'running', 'shutdown', 'destroyed', 'paused', 'absent')
@@ -195,8 +200,12 @@ class Domain(Resource):
             machine = desired.find('os/type')
             if before.exists and machine is not None and machine.get('machine'):
                 machine.set('machine', resolve_machine(machine.get('machine'), before.xml.find('os/type')))
-            return desired
-        return DomainBuilder(self.conn, self.params, self.name, plan, self.shared).build(before)
+        else:
+            desired = DomainBuilder(self.conn, self.params, self.name, plan, self.shared).build(before)
+        if before.exists:
+            # an external snapshot moved a disk onto an overlay: naming the base is not drift
+            follow_overlays(desired, before.xml, overlay_bases(before.handle))
+        return desired
 
     # ---- planning -----------------------------------------------------------------------------
     def check_options(self, plan: Plan) -> None:
@@ -229,9 +238,15 @@ class Domain(Resource):
                 self.shared.setdefault('removed_paths', set()).update(removed)
 
     def removable_storage(self, before: Snapshot, plan: Plan) -> list:
-        """The domain's own disks: not cdroms, not shared, not used by another domain."""
-        mine = [source for source in disk_sources(before.xml)
+        """The domain's own disks (not cdroms, not shared, not used by another domain): the base
+        files it was defined with, and the overlays of its external snapshots (read now: the
+        undefine drops the snapshots' metadata)."""
+        bases = overlay_bases(before.handle)
+        definition = rebase_disks(before.xml, bases) if bases else before.xml
+        mine = [source for source in disk_sources(definition)
                 if source['device'] == 'disk' and not source['shareable'] and (source['path'] or source['volume'])]
+        mine += [{'device': 'disk', 'path': overlay, 'pool': None, 'volume': None, 'shareable': False}
+                 for overlay in sorted(bases)]
         if not mine:
             return []
         for source in mine:

@@ -9,6 +9,7 @@ import copy
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, libvirt, xml_desc
+from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import snapshot_facts
 
 GUEST_AGENT = 'org.qemu.guest_agent.0'  # the virtio channel of the QEMU guest agent
 # virDomainState -> the names kvm_domain and kvm_domain_info report
@@ -147,8 +148,9 @@ def definition_facts(definition) -> dict:
     }
 
 
-def domain_info(conn, handle, details: bool = True) -> dict:
-    """Everything kvm_domain (and kvm_domain_info for one domain) returns."""
+def domain_info(conn, handle, snapshots: bool = False) -> dict:
+    """Everything kvm_domain (and kvm_domain_info for one domain) returns; with ``snapshots``, the
+    guest's snapshots too (kvm_domain_info's details)."""
     code, reason = handle.state()
     persistent = bool(handle.isPersistent())
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0
@@ -167,6 +169,8 @@ def domain_info(conn, handle, details: bool = True) -> dict:
         'snapshot_count': snapshot_count(handle),
         'xml': _xml.to_text(definition),
     }
+    if snapshots:
+        facts['snapshots'] = snapshot_facts(handle) if facts['snapshot_count'] else []
     return facts
 
 
@@ -196,7 +200,7 @@ def list_domains(conn, name: str | None = None, details: bool | None = None) -> 
         found = []
         for handle in handles:
             try:
-                found.append(domain_info(conn, handle))
+                found.append(domain_info(conn, handle, snapshots=True))
             except libvirt.libvirtError as err:
                 if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise  # else it was removed while we read

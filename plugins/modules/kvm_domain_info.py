@@ -115,6 +115,34 @@ domains:
     snapshot_count:
       description: Number of snapshots (details).
       type: int
+    snapshots:
+      description:
+        - The guest's snapshots, oldest first (details), with the keys of
+          M(hypervisor.kvm.kvm_snapshot)'s RV(hypervisor.kvm.kvm_snapshot#module:snapshot) return.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: The snapshot's name.
+          type: str
+        parent:
+          description: Its parent snapshot, null for a root.
+          type: str
+        created:
+          description: When it was taken, in epoch seconds.
+          type: int
+        state:
+          description: The guest's power state when it was taken (running, shutoff...).
+          type: str
+        current:
+          description: Whether it is libvirt's current snapshot of the guest.
+          type: bool
+        kind:
+          description: V(internal) (in the qcow2 disks) or V(external) (overlay files).
+          type: str
+        description:
+          description: Its description, null when unset.
+          type: str
     xml:
       description: The persistent definition, passwords masked (details).
       type: str

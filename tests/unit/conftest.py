@@ -74,7 +74,7 @@ def _reset(connection):
             if domain.isActive():
                 domain.destroy()
             if domain.isPersistent():
-                domain.undefine()
+                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 
 
 @pytest.fixture
