@@ -19,7 +19,7 @@ VENV_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements-dev.txt | cut -c1-16
 export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
 
 .PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
-	test-integration test-molecule sanity lint test demo demo-clean tiny-guest
+	test-integration test-molecule sanity lint test demo demo-clean tiny-guest bench
 
 help: ## list the targets
 	@echo "hypervisor.kvm: make <target>"
@@ -64,6 +64,9 @@ lint: $(VENV_STAMP) ## ruff check, then ansible-lint --profile production on rol
 
 test: ## everything: deps, venv, libvirt-start, then every test tier and the linters, with a summary
 	@MAKE="$(MAKE)" $(TIMED) test $(UTILS)/test-all.sh
+
+bench: deps $(VENV_STAMP) libvirt-start ## speed as ratios in one run: anchor work vs community.libvirt, ping floors, 20-guest role, 200-guest fleet, payloads (not in make test)
+	@$(TIMED) bench $(VENV)/bin/python $(UTILS)/bench.py
 
 tiny-guest: ## build (or reuse) the tiny test guest, a Debian kernel + busybox initramfs, in .cache/tiny-guest
 	@$(TIMED) tiny-guest $(UTILS)/build-tiny-guest.sh

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import libvirt
@@ -24,15 +23,22 @@ _PRIVATE = {}  # the private test-driver connection of this process, opened on f
 
 
 def _private_host():
-    """A connection to an empty, private test-driver host (each custom test:/// URI gets its own)."""
+    """A connection to an empty, private test-driver host (each custom test:/// URI gets its own).
+    The driver reads its node file at open: an in-memory file where the system has them."""
     if 'conn' not in _PRIVATE:
-        fd, path = tempfile.mkstemp(prefix='hypervisor-kvm-canonical-', suffix='.xml')
-        try:
-            with os.fdopen(fd, 'w') as node:
+        if hasattr(os, 'memfd_create'):
+            fd = os.memfd_create('hypervisor-kvm-canonical')
+            try:
+                os.write(fd, b'<node/>\n')
+                _PRIVATE['conn'] = libvirt.open(f'test:///proc/self/fd/{fd}')
+            finally:
+                os.close(fd)
+        else:  # pragma: no cover - not Linux
+            import tempfile  # pylint: disable=import-outside-toplevel
+            with tempfile.NamedTemporaryFile('w', suffix='.xml') as node:
                 node.write('<node/>\n')
-            _PRIVATE['conn'] = libvirt.open(f'test://{path}')  # the driver reads the file at open
-        finally:
-            os.unlink(path)
+                node.flush()
+                _PRIVATE['conn'] = libvirt.open(f'test://{node.name}')
     return _PRIVATE['conn']
 
 

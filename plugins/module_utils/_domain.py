@@ -6,13 +6,12 @@ the user opted into, removal with NVRAM and storage."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import DomainBuilder, resolve_machine
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import (
     definition_facts,
     disk_sources,
@@ -25,11 +24,6 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, is_local_uri, libvirt, xml_desc
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
-from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (
-    follow_overlays,
-    overlay_bases,
-    rebase_disks,
-)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, unit_factor
 
 DOMAIN_STATES = ('present', 'running', 'shutdown', 'destroyed', 'paused', 'absent')
@@ -82,6 +76,34 @@ def disk_key(disk) -> str:
     """Disks pair by their target (libvirt groups them by bus, whatever order they came in)."""
     target = disk.find('target')
     return target.get('dev', '') if target is not None else ''
+
+
+def resolve_machine(wanted: str, current_type) -> str:
+    """``q35`` or ``pc`` as libvirt expanded it (``pc-q35-7.2``), so an alias is not drift."""
+    have = current_type.get('machine') if current_type is not None else None
+    if have and (have == wanted or re.fullmatch(rf'pc-{"q35" if wanted == "q35" else "i440fx"}-[\d.]+', have)
+                 and wanted in ('q35', 'pc')):
+        return have
+    return wanted
+
+
+def external_overlays(before: Snapshot) -> dict:
+    """The overlay files of the domain's external snapshots -> the disks they were taken over
+    (``_snapshot_facts.overlay_bases``); a cheap count first, so a domain without external
+    snapshots costs one call and no code."""
+    if not before.exists:
+        return {}
+    try:
+        if not before.handle.snapshotNum(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL):
+            return {}
+    except libvirt.libvirtError as err:
+        if err.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
+            return {}
+        raise
+    from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (  # pylint: disable=import-outside-toplevel
+        overlay_bases,
+    )
+    return overlay_bases(before.handle)
 
 
 def strip_runtime(definition) -> None:
@@ -201,10 +223,17 @@ class Domain(Resource):
             if before.exists and machine is not None and machine.get('machine'):
                 machine.set('machine', resolve_machine(machine.get('machine'), before.xml.find('os/type')))
         else:
+            from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import (  # pylint: disable=import-outside-toplevel
+                DomainBuilder,  # structured options only: an xml run never compiles it
+            )
             desired = DomainBuilder(self.conn, self.params, self.name, plan, self.shared).build(before)
-        if before.exists:
+        bases = external_overlays(before)
+        if bases:
+            from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (  # pylint: disable=import-outside-toplevel
+                follow_overlays,
+            )
             # an external snapshot moved a disk onto an overlay: naming the base is not drift
-            follow_overlays(desired, before.xml, overlay_bases(before.handle))
+            follow_overlays(desired, before.xml, bases)
         return desired
 
     # ---- planning -----------------------------------------------------------------------------
@@ -241,8 +270,14 @@ class Domain(Resource):
         """The domain's own disks (not cdroms, not shared, not used by another domain): the base
         files it was defined with, and the overlays of its external snapshots (read now: the
         undefine drops the snapshots' metadata)."""
-        bases = overlay_bases(before.handle)
-        definition = rebase_disks(before.xml, bases) if bases else before.xml
+        bases = external_overlays(before)
+        if bases:
+            from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (  # pylint: disable=import-outside-toplevel
+                rebase_disks,
+            )
+            definition = rebase_disks(before.xml, bases)
+        else:
+            definition = before.xml
         mine = [source for source in disk_sources(definition)
                 if source['device'] == 'disk' and not source['shareable'] and (source['path'] or source['volume'])]
         mine += [{'device': 'disk', 'path': overlay, 'pool': None, 'volume': None, 'shareable': False}
@@ -385,6 +420,8 @@ class Domain(Resource):
         for index, interface in enumerate(merged.findall('devices/interface')):
             if interface.find('mac') is None:
                 seed = f"{self.name}/{index}/{_xml.to_text(interface, pretty=False)}".encode()
+                import hashlib  # pylint: disable=import-outside-toplevel  # live NIC changes only
+
                 digest = hashlib.sha256(seed).hexdigest()
                 mac = ET.Element('mac', {'address': f'52:54:00:{digest[0:2]}:{digest[2:4]}:{digest[4:6]}'})
                 interface.insert(0, mac)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import mac_address
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import resolve_machine
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import GUEST_AGENT
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_virt_mode
@@ -391,12 +391,3 @@ def _letters(index: int) -> str:
         index, remainder = divmod(index - 1, 26)
         name = chr(ord('a') + remainder) + name
     return name
-
-
-def resolve_machine(wanted: str, current_type) -> str:
-    """``q35`` or ``pc`` as libvirt expanded it (``pc-q35-7.2``), so an alias is not drift."""
-    have = current_type.get('machine') if current_type is not None else None
-    if have and (have == wanted or re.fullmatch(rf'pc-{"q35" if wanted == "q35" else "i440fx"}-[\d.]+', have)
-                 and wanted in ('q35', 'pc')):
-        return have
-    return wanted

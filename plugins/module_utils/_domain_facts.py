@@ -9,7 +9,6 @@ import copy
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, libvirt, xml_desc
-from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import snapshot_facts
 
 GUEST_AGENT = 'org.qemu.guest_agent.0'  # the virtio channel of the QEMU guest agent
 # virDomainState -> the names kvm_domain and kvm_domain_info report
@@ -170,6 +169,9 @@ def domain_info(conn, handle, snapshots: bool = False) -> dict:
         'xml': _xml.to_text(definition),
     }
     if snapshots:
+        from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (  # pylint: disable=import-outside-toplevel
+            snapshot_facts,  # kvm_domain_info's details only
+        )
         facts['snapshots'] = snapshot_facts(handle) if facts['snapshot_count'] else []
     return facts
 

@@ -5,12 +5,10 @@
 from __future__ import annotations
 
 import os
-import traceback
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
-from ansible.module_utils.common.respawn import has_respawned, probe_interpreters_for_module, respawn_module
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
@@ -18,10 +16,10 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmE
 LIBVIRT_IMPORT_ERROR = None
 try:
     import libvirt
-except ImportError:
+except ImportError as import_error:
     libvirt = None  # ensure_libvirt() stops the module before anything uses it
     HAS_LIBVIRT = False
-    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
+    LIBVIRT_IMPORT_ERROR = repr(import_error)
 else:
     HAS_LIBVIRT = True
     # libvirt prints every error to stderr by default; ours are reported through fail_json.
@@ -46,6 +44,12 @@ def ensure_libvirt(module) -> None:
     """
     if HAS_LIBVIRT:
         return
+    from ansible.module_utils.common.respawn import (  # pylint: disable=import-outside-toplevel
+        has_respawned,  # only without the binding: no run that has it pays for this import
+        probe_interpreters_for_module,
+        respawn_module,
+    )
+
     if not has_respawned():
         interpreter = probe_interpreters_for_module(SYSTEM_PYTHONS, 'libvirt')
         if interpreter:
@@ -103,6 +107,8 @@ def as_failure(err: Exception, what: str) -> KvmError:
     if isinstance(err, OSError):
         where = f' ({err.filename})' if getattr(err, 'filename', None) else ''
         return KvmError(f'{what} failed: {err.strerror or err}{where}')
+    import traceback  # pylint: disable=import-outside-toplevel  # only a defect's report needs it
+
     return KvmError(f'{what} failed with an unexpected {type(err).__name__}: {err}',
                     exception=traceback.format_exc())
 

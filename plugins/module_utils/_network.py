@@ -6,13 +6,9 @@ connected, and facts (including DHCP leases)."""
 from __future__ import annotations
 
 import copy
-import errno
-import fcntl
 import ipaddress
 import os
 import re
-import socket
-import struct
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
@@ -122,6 +118,11 @@ def local_bridge_exists(name: str) -> bool:
 
 def attach_to_bridge(device: str, bridge: str) -> None:
     """Put a guest's tap device back on a bridge (what ``ip link set DEV master BR`` does)."""
+    import errno  # pylint: disable=import-outside-toplevel  # a network restart's re-attach only
+    import fcntl  # pylint: disable=import-outside-toplevel
+    import socket  # pylint: disable=import-outside-toplevel
+    import struct  # pylint: disable=import-outside-toplevel
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack('16si', bridge.encode(), socket.if_nametoindex(device))
         try:

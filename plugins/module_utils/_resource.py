@@ -18,30 +18,29 @@ can only do what the plan lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._canonical import canonical
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, guard, libvirt
 
 STATE_KEYS = ('active', 'autostart', 'persistent')
 
 
-@dataclass
 class Snapshot:
-    """What libvirt says about one object (``exists`` False when there is none)."""
+    """What libvirt says about one object (``exists`` False when there is none).
 
-    exists: bool = False
-    xml: object = None  # the inactive (persistent) definition, volatile parts removed
-    live_xml: object = None  # the running definition when active, volatile parts removed
-    active: bool = False
-    autostart: bool = False
-    persistent: bool = False
-    handle: object = None  # the libvirt object
-    parent: object = None  # the libvirt object it lives in (a volume's pool)
-    facts: dict | None = None  # the small state dict of the diff, when not STATE_KEYS
+    ``xml`` is the inactive (persistent) definition and ``live_xml`` the running one, volatile
+    parts removed; ``handle`` the libvirt object and ``parent`` the one it lives in (a volume's
+    pool); ``facts`` the small state dict of the diff, when it is not ``STATE_KEYS``.
+    """
+
+    # plain classes, not dataclasses: every module run imports this file (docs/architecture.md)
+    __slots__ = ('exists', 'xml', 'live_xml', 'active', 'autostart', 'persistent', 'handle', 'parent', 'facts')
+
+    def __init__(self, exists=False, xml=None, live_xml=None, active=False, autostart=False, persistent=False,
+                 handle=None, parent=None, facts=None):
+        self.exists, self.xml, self.live_xml = exists, xml, live_xml
+        self.active, self.autostart, self.persistent = active, autostart, persistent
+        self.handle, self.parent, self.facts = handle, parent, facts
 
     def state(self) -> dict:
         if not self.exists:
@@ -51,33 +50,38 @@ class Snapshot:
         return {key: getattr(self, key) for key in STATE_KEYS}
 
 
-@dataclass
 class Action:
-    """One step of a plan: ``name`` is what users see in ``actions``; ``run`` does it.
-    A step that changes nothing (waiting for an address) has ``change`` False."""
+    """One step of a plan: ``name`` is what users see in ``actions``; ``run`` does it. A step
+    that changes nothing (waiting for an address) has ``change`` False; ``reverts`` names earlier
+    steps a failure of this one undoes (a half-written volume deleted)."""
 
-    name: str
-    describe: str
-    run: Callable[[], object]
-    change: bool = True
-    reverts: tuple = ()  # earlier steps a failure of this one undoes (a half-written volume deleted)
+    __slots__ = ('name', 'describe', 'run', 'change', 'reverts')
+
+    def __init__(self, name: str, describe: str, run, change: bool = True, reverts: tuple = ()):
+        self.name, self.describe, self.run, self.change, self.reverts = name, describe, run, change, reverts
 
 
-@dataclass
 class Plan:
-    """What a run will do, and everything the run knows: the only carrier of per-run state."""
+    """What a run will do, and everything the run knows: the only carrier of per-run state.
 
-    before: Snapshot = field(default_factory=Snapshot)
-    actions: list = field(default_factory=list)
-    after: Snapshot = field(default_factory=Snapshot)  # predicted end state
-    restart_required: bool = False
-    desired: object = None  # the desired definition (what the user specified), cleaned
-    merged: object = None  # the definition to write: libvirt's current one with the desired merged in
-    warnings: list = field(default_factory=list)
-    extra: dict = field(default_factory=dict)  # resource-specific result keys
-    context: dict = field(default_factory=dict)  # values the actions share (a handle define returns...)
+    ``after`` is the predicted end state; ``desired`` the definition the user specified, cleaned;
+    ``merged`` the definition to write (libvirt's current one with the desired merged in);
+    ``extra`` resource-specific result keys; ``context`` the values the actions share (the handle
+    a define returns, the addresses a wait found).
+    """
 
-    def add(self, name: str, describe: str, run: Callable[[], object], change: bool = True,
+    def __init__(self, before: Snapshot | None = None):
+        self.before = before if before is not None else Snapshot()
+        self.actions = []
+        self.after = Snapshot()
+        self.restart_required = False
+        self.desired = None
+        self.merged = None
+        self.warnings = []
+        self.extra = {}
+        self.context = {}
+
+    def add(self, name: str, describe: str, run, change: bool = True,
             reverts: tuple = ()) -> None:
         self.actions.append(Action(name, describe, run, change, reverts))
 
@@ -236,6 +240,11 @@ class Resource:
         """The desired definition in libvirt's own spelling (docs/architecture.md, "Equal means
         equal to libvirt"); what libvirt would not keep is left out, with a warning."""
         desired = self.clean(self.desired_xml(before, plan))
+        if before.exists and not _xml.differences(desired, before.xml, self.authoritative):
+            return desired  # equal as written: libvirt's spelling cannot change that (and costs nothing)
+        from ansible_collections.hypervisor.kvm.plugins.module_utils._canonical import (  # pylint: disable=import-outside-toplevel
+            canonical,  # only when something differs: most runs of a converged host never need it
+        )
         projected, dropped = canonical(desired, self.authoritative)
         if dropped:
             plan.warnings.append(

@@ -111,7 +111,9 @@ options:
         type: dict
         suboptions:
           url:
-            description: An C(http), C(https), C(ftp) or C(file) URL, downloaded once per host (needs O(guests[].base_image.checksum)).
+            description:
+              - An C(http), C(https), C(ftp) or C(file) URL, downloaded once per host (needs
+                O(guests[].base_image.checksum)).
             type: str
           path:
             description: An image file on the managed host (an absolute path).
@@ -123,7 +125,9 @@ options:
             description: Name of the base volume in the pool (default the file name of the URL or path).
             type: str
       disk_size:
-        description: Size of the guest's disk (the overlay is grown to it; cloud-init grows the filesystem), for example V(20GiB).
+        description:
+          - Size of the guest's disk (the overlay is grown to it; cloud-init grows the filesystem),
+            for example V(20GiB).
         type: str
       networks:
         description: Networks the guest has a NIC on, in order. Default O(defaults.networks).

@@ -1,4 +1,5 @@
 import pytest
+from ansible.module_utils.common import respawn as respawn_utils
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
@@ -65,8 +66,8 @@ class FakeModule:
 def test_missing_binding_names_the_packages(monkeypatch):
     monkeypatch.setattr(_libvirt, 'HAS_LIBVIRT', False)
     monkeypatch.setattr(_libvirt, 'LIBVIRT_IMPORT_ERROR', 'ImportError: No module named libvirt')
-    monkeypatch.setattr(_libvirt, 'has_respawned', lambda: False)
-    monkeypatch.setattr(_libvirt, 'probe_interpreters_for_module', lambda *_: None)
+    monkeypatch.setattr(respawn_utils, 'has_respawned', lambda: False)
+    monkeypatch.setattr(respawn_utils, 'probe_interpreters_for_module', lambda *_: None)
     with pytest.raises(SystemExit) as exit_info:
         _libvirt.ensure_libvirt(FakeModule())
     result = exit_info.value.args[0]
@@ -76,15 +77,15 @@ def test_missing_binding_names_the_packages(monkeypatch):
 
 def test_missing_binding_respawns_under_a_system_python_that_has_it(monkeypatch):
     monkeypatch.setattr(_libvirt, 'HAS_LIBVIRT', False)
-    monkeypatch.setattr(_libvirt, 'has_respawned', lambda: False)
+    monkeypatch.setattr(respawn_utils, 'has_respawned', lambda: False)
     probed = []
-    monkeypatch.setattr(_libvirt, 'probe_interpreters_for_module',
+    monkeypatch.setattr(respawn_utils, 'probe_interpreters_for_module',
                         lambda paths, name: probed.append((paths, name)) or '/usr/bin/python3')
 
     def respawn(interpreter):
         raise SystemExit(f'respawned under {interpreter}')
 
-    monkeypatch.setattr(_libvirt, 'respawn_module', respawn)
+    monkeypatch.setattr(respawn_utils, 'respawn_module', respawn)
     with pytest.raises(SystemExit, match='respawned under /usr/bin/python3'):
         _libvirt.ensure_libvirt(FakeModule())
     assert probed[0][1] == 'libvirt' and '/usr/bin/python3' in probed[0][0]

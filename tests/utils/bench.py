@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""`make bench`: how fast the collection converges, as ratios measured in one run on this machine.
+
+1. The anchor work: 1 dir pool, 2 NAT networks and 20 TCG guests defined, running and autostarted,
+   all from the same XML templates, with this collection (3 tasks) and with community.libvirt
+   (9 tasks: the peer, taken offline from the `ansible` package on PyPI, cached). Converge from
+   empty, a no-op re-run and a --check re-run, alternated between the two for ROUNDS rounds;
+   medians. Beside them, the ping floors: ansible.builtin.ping in the same task shapes.
+2. The kvm_guest role with 20 guests (an empty 64 MiB disk each, one NAT network, TCG, no
+   waiting): converge and no-op.
+3. kvm_guests over 200 defined guests (a 1 MiB disk each, no seeds): a no-op.
+4. The AnsiballZ payload of each module (bytes), as Ansible builds it.
+
+Everything it creates is named kvmtest-bench-* (bridges kvmtbn*, subnets 10.240.1-3.0/24) and is
+removed at the start and the end. Guests have no kernel and sit in their firmware: they start in
+about half a second and cost no CPU. Not part of `make test`.
+Environment: BENCH_ROUNDS (default 3), BENCH_SKIP (words of: peer role fleet payload).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(REPO, '.venv', 'bin')
+PYTHON = os.path.join(VENV_BIN, 'python')
+COLLECTIONS = os.path.join(REPO, '.tmp', 'collections')
+CACHE = '/var/cache/hypervisor-kvm-tests/bench'
+PEER_PACKAGE = 'ansible==14.5.0'  # bundles community.libvirt 2.3.0 (wheel for Python 3.12, pure Python)
+PREFIX = 'kvmtest-bench-'
+VIRSH = ['virsh', '-q', '-c', 'qemu:///system']
+ROUNDS = int(os.environ.get('BENCH_ROUNDS', '3'))
+SKIP = set(os.environ.get('BENCH_SKIP', '').split())
+GUESTS = 20
+
+POOL_XML = f"""<pool type='dir'><name>{PREFIX}pool</name><target><path>/var/tmp/{PREFIX}pool</path></target></pool>"""
+NET_XML = """<network><name>{name}</name><forward mode='nat'/><bridge name='{bridge}'/>
+<ip address='10.240.{n}.1' prefix='24'><dhcp><range start='10.240.{n}.100' end='10.240.{n}.199'/></dhcp></ip>
+</network>"""
+DOMAIN_XML = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='q35'>hvm</type></os><features><acpi/></features>
+<devices><interface type='network'><source network='{net}'/><model type='virtio'/></interface>
+<graphics type='none'/><serial type='pty'/><console type='pty'/></devices></domain>"""
+
+
+def log(message: str) -> None:
+    print(f'bench: {message}', file=sys.stderr, flush=True)
+
+
+# ---- the work, as playbooks ----------------------------------------------------------------------
+def templates(workdir: str) -> dict:
+    networks = [{'name': f'{PREFIX}net{n}', 'xml': NET_XML.format(name=f'{PREFIX}net{n}', bridge=f'kvmtbn{n}', n=n)}
+                for n in (1, 2)]
+    domains = [{'name': f'{PREFIX}{i:02d}', 'xml': DOMAIN_XML.format(name=f'{PREFIX}{i:02d}', net=f'{PREFIX}net1')}
+               for i in range(GUESTS)]
+    work = {'pool_xml': POOL_XML, 'pool_name': f'{PREFIX}pool', 'networks': networks, 'domains': domains}
+    path = os.path.join(workdir, 'work.json')
+    with open(path, 'w', encoding='utf-8') as out:
+        json.dump(work, out)
+    return work
+
+
+OURS = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - hypervisor.kvm.kvm_pool: {xml: "{{ work.pool_xml }}", state: active, autostart: true}
+    - hypervisor.kvm.kvm_network: {xml: "{{ item.xml }}", state: active, autostart: true}
+      loop: "{{ work.networks }}"
+    - hypervisor.kvm.kvm_domain: {xml: "{{ item.xml }}", state: running, autostart: true}
+      loop: "{{ work.domains }}"
+"""
+PEER = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - community.libvirt.virt_pool: {command: define, name: "{{ work.pool_name }}", xml: "{{ work.pool_xml }}"}
+    - community.libvirt.virt_pool: {command: build, name: "{{ work.pool_name }}"}
+    - community.libvirt.virt_pool: {state: active, name: "{{ work.pool_name }}"}
+    - community.libvirt.virt_pool: {autostart: true, name: "{{ work.pool_name }}"}
+    - community.libvirt.virt_net: {command: define, name: "{{ item.name }}", xml: "{{ item.xml }}"}
+      loop: "{{ work.networks }}"
+    - community.libvirt.virt_net: {state: active, name: "{{ item.name }}"}
+      loop: "{{ work.networks }}"
+    - community.libvirt.virt_net: {autostart: true, name: "{{ item.name }}"}
+      loop: "{{ work.networks }}"
+    - community.libvirt.virt: {command: define, xml: "{{ item.xml }}", autostart: true}
+      loop: "{{ work.domains }}"
+    - community.libvirt.virt: {state: running, name: "{{ item.name }}"}
+      loop: "{{ work.domains }}"
+"""
+# ansible.builtin.ping in the same task shapes: what Ansible itself costs for those module runs
+OURS_PING = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.ping:
+    - ansible.builtin.ping:
+      loop: "{{ work.networks }}"
+    - ansible.builtin.ping:
+      loop: "{{ work.domains }}"
+"""
+PEER_PING = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+""" + ''.join(f"""    - ansible.builtin.ping:
+      loop: "{{{{ {loop} }}}}"
+""" for loop in ['[1]'] * 4 + ['work.networks'] * 3 + ['work.domains'] * 2)
+
+ROLE = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: hypervisor.kvm.kvm_guest
+      vars:
+        kvm_guest_pool: {name: kvmtest-bench-rpool, path: /var/tmp/kvmtest-bench-rpool}
+        kvm_guest_networks:
+          - name: kvmtest-bench-rnet
+            forward: nat
+            bridge: kvmtbn3
+            ipv4: {address: 10.240.3.1, prefix: 24, dhcp: {ranges: [{start: 10.240.3.100, end: 10.240.3.199}]}}
+        kvm_guest_default_networks: [kvmtest-bench-rnet]
+        kvm_guest_virt_type: qemu
+        kvm_guest_memory: 64MiB
+        kvm_guest_wait_for_ip: 0
+        kvm_guest_list: "{{ role_guests }}"
+"""
+FLEET = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - hypervisor.kvm.kvm_guests:
+        pool: {name: default-bench, manage: false}
+        networks: []
+        guests: "{{ fleet }}"
+        defaults: {memory: 64MiB, virt_type: qemu, networks: [kvmtest-bench-net1]}
+        wait_for_ip: 0
+"""
+
+
+def write(workdir: str, name: str, text: str) -> str:
+    path = os.path.join(workdir, name)
+    with open(path, 'w', encoding='utf-8') as out:
+        out.write(text)
+    return path
+
+
+def playbook(path: str, extra: list = (), env_extra: dict | None = None) -> float:
+    """Wall time of one ansible-playbook run against this machine; fails loudly."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_PYTHON_INTERPRETER=PYTHON,
+               PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_STDOUT_CALLBACK='ansible.builtin.null',
+               ANSIBLE_DEPRECATION_WARNINGS='false', ANSIBLE_HOST_KEY_CHECKING='false')
+    env.update(env_extra or {})
+    start = time.monotonic()
+    run = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', path,
+                          '-e', f'@{os.path.join(os.path.dirname(path), "vars.json")}', *extra],
+                         env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - start
+    if run.returncode:
+        raise SystemExit(f'bench: {path} failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}')
+    return elapsed
+
+
+# ---- the peer, offline -----------------------------------------------------------------------------
+def peer_collection() -> bool:
+    """community.libvirt from the `ansible` package on PyPI, into the collections path (cached)."""
+    target = os.path.join(COLLECTIONS, 'ansible_collections', 'community', 'libvirt')
+    if os.path.isfile(os.path.join(target, 'MANIFEST.json')):
+        return True
+    os.makedirs(CACHE, exist_ok=True)
+    wheels = glob.glob(os.path.join(CACHE, 'ansible-*.whl'))
+    if not wheels:
+        log(f'downloading {PEER_PACKAGE} from PyPI (about 55 MB, once) for community.libvirt')
+        download = subprocess.run([PYTHON, '-m', 'pip', 'download', '--no-deps', '--only-binary=:all:',
+                                   '--python-version', '3.12', PEER_PACKAGE, '-d', CACHE],
+                                  capture_output=True, text=True, check=False)
+        wheels = glob.glob(os.path.join(CACHE, 'ansible-*.whl'))
+        if download.returncode or not wheels:
+            log(f'cannot get {PEER_PACKAGE}: {download.stderr.strip()[-300:]}; the peer is left out')
+            return False
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        members = [name for name in wheel.namelist() if name.startswith('ansible_collections/community/libvirt/')]
+        wheel.extractall(COLLECTIONS, members)
+    return True
+
+
+# ---- libvirt, by hand (the bench measures the modules, it does not use them to clean) -------------
+def virsh(*args) -> str:
+    return subprocess.run([*VIRSH, *args], capture_output=True, text=True, check=False).stdout
+
+
+def clean() -> None:
+    for name in virsh('list', '--all', '--name').split():
+        if name.startswith(PREFIX):
+            virsh('destroy', name)
+            virsh('undefine', name, '--managed-save', '--snapshots-metadata', '--nvram')
+    for name in virsh('net-list', '--all', '--name').split():
+        if name.startswith(PREFIX):
+            virsh('net-destroy', name)
+            virsh('net-undefine', name)
+    for name in virsh('pool-list', '--all', '--name').split() + ['default-bench']:
+        if name.startswith(PREFIX) or name == 'default-bench':
+            virsh('pool-start', name)
+            for line in virsh('vol-list', name).splitlines():
+                if line.split():
+                    virsh('vol-delete', '--pool', name, line.split()[0])
+            virsh('pool-destroy', name)
+            virsh('pool-undefine', name)
+    for path in glob.glob(f'/var/tmp/{PREFIX}*'):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# ---- measurements ------------------------------------------------------------------------------------
+def anchor(workdir: str, peer: bool) -> dict:
+    sides = {'hypervisor.kvm': (write(workdir, 'ours.yml', OURS), write(workdir, 'ours_ping.yml', OURS_PING))}
+    if peer:
+        sides['community.libvirt'] = (write(workdir, 'peer.yml', PEER), write(workdir, 'peer_ping.yml', PEER_PING))
+    times = {side: {'converge': [], 'noop': [], 'check': [], 'ping': []} for side in sides}
+    for round_number in range(ROUNDS):
+        order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
+        for side in order:
+            work, ping = sides[side]
+            clean()
+            log(f'round {round_number + 1}/{ROUNDS}: {side}')
+            times[side]['converge'].append(playbook(work))
+            times[side]['noop'].append(playbook(work))
+            times[side]['check'].append(playbook(work, ['--check']))
+            times[side]['ping'].append(playbook(ping))
+    clean()
+    return {side: {key: statistics.median(values) for key, values in runs.items()} for side, runs in times.items()}
+
+
+def role(workdir: str) -> dict:
+    path = write(workdir, 'role.yml', ROLE)
+    clean()
+    converge = playbook(path)
+    noops = [playbook(path) for _ in range(ROUNDS)]
+    clean()
+    return {'converge': converge, 'noop': statistics.median(noops)}
+
+
+def fleet(workdir: str, count: int = 200) -> dict:
+    clean()
+    os.makedirs(f'/var/tmp/{PREFIX}fleet', exist_ok=True)
+    virsh('pool-define-as', 'default-bench', 'dir', '--target', f'/var/tmp/{PREFIX}fleet')
+    virsh('pool-start', 'default-bench')
+    virsh('net-define', write(workdir, 'net1.xml', NET_XML.format(name=f'{PREFIX}net1', bridge='kvmtbn1', n=1)))
+    guests = [{'name': f'{PREFIX}f{i:03d}', 'disk_size': '1MiB', 'state': 'shutdown'} for i in range(count)]
+    with open(os.path.join(workdir, 'vars.json'), encoding='utf-8') as source:
+        variables = json.load(source)
+    variables['fleet'] = guests
+    with open(os.path.join(workdir, 'vars.json'), 'w', encoding='utf-8') as out:
+        json.dump(variables, out)
+    path = write(workdir, 'fleet.yml', FLEET)
+    converge = playbook(path)
+    noops = [playbook(path) for _ in range(ROUNDS)]
+    clean()
+    return {'count': count, 'converge': converge, 'noop': statistics.median(noops)}
+
+
+def payloads(workdir: str) -> dict:
+    """The AnsiballZ file of each module, as Ansible wrote it for a run (kept with
+    ANSIBLE_KEEP_REMOTE_FILES)."""
+    modules = {'ansible.builtin.ping': '{}', 'hypervisor.kvm.kvm_pool_info': '{name: nosuch}',
+               'hypervisor.kvm.kvm_pool': '{name: nosuch, state: absent}',
+               'hypervisor.kvm.kvm_network': '{name: nosuch, state: absent}',
+               'hypervisor.kvm.kvm_volume': '{name: nosuch, pool: nosuch, state: absent}',
+               'hypervisor.kvm.kvm_domain': '{name: nosuch, state: absent}',
+               'hypervisor.kvm.kvm_domain_info': '{name: nosuch}',
+               'hypervisor.kvm.kvm_guests': '{guests: []}',
+               'hypervisor.kvm.kvm_snapshot': '{domain: nosuch, name: x, state: absent}',
+               'hypervisor.kvm.kvm_migration': None}
+    tasks = ''.join(f'    - {name}: {args}\n      ignore_errors: true\n'
+                    for name, args in modules.items() if args is not None)
+    path = write(workdir, 'payload.yml', f'- hosts: localhost\n  gather_facts: false\n  tasks:\n{tasks}')
+    remote = tempfile.mkdtemp(prefix=f'{PREFIX}payload-', dir='/var/tmp')
+    playbook(path, env_extra={'ANSIBLE_KEEP_REMOTE_FILES': '1', 'ANSIBLE_REMOTE_TMP': remote})
+    sizes = {}
+    for file in glob.glob(os.path.join(remote, '*', 'AnsiballZ_*.py')):
+        sizes[os.path.basename(file)[len('AnsiballZ_'):-3]] = os.path.getsize(file)
+    shutil.rmtree(remote, ignore_errors=True)
+    return sizes
+
+
+def link_collection() -> None:
+    """ansible_collections/hypervisor/kvm -> this repository (as tests/utils/common.sh does)."""
+    link = os.path.join(COLLECTIONS, 'ansible_collections', 'hypervisor', 'kvm')
+    if os.path.realpath(link) != os.path.realpath(REPO):
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(REPO, link)
+
+
+def main() -> None:
+    link_collection()
+    workdir = tempfile.mkdtemp(prefix=f'{PREFIX}work-', dir='/var/tmp')
+    try:
+        work = templates(workdir)
+        role_guests = [{'name': f'{PREFIX}r{i:02d}', 'disk_size': '64MiB'} for i in range(GUESTS)]
+        with open(os.path.join(workdir, 'vars.json'), 'w', encoding='utf-8') as out:
+            json.dump({'work': work, 'role_guests': role_guests}, out)
+        peer = 'peer' not in SKIP and peer_collection()
+        report = {'date': time.strftime('%Y-%m-%d'), 'rounds': ROUNDS, 'anchor': anchor(workdir, peer)}
+        if 'role' not in SKIP:
+            report['role'] = role(workdir)
+        if 'fleet' not in SKIP:
+            report['fleet'] = fleet(workdir)
+        if 'payload' not in SKIP:
+            report['payloads'] = payloads(workdir)
+    finally:
+        clean()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print_report(report)
+
+
+def print_report(report: dict) -> None:
+    anchor_times = report['anchor']
+    ours, peer = anchor_times['hypervisor.kvm'], anchor_times.get('community.libvirt')
+    print(f"\n# make bench, {report['date']}, {os.uname().nodename}, medians of {report['rounds']} rounds (wall s)\n")
+    print('| anchor work (1 pool, 2 networks, 20 guests) | community.libvirt | hypervisor.kvm | ratio |')
+    print('|---|---|---|---|')
+    print(f"| tasks / module runs | 9 / 50 | 3 / {1 + 2 + GUESTS} | |")
+    for key, label in (('converge', 'converge from empty'), ('noop', 'no-op re-run'), ('check', '`--check` re-run'),
+                       ('ping', '`ansible.builtin.ping` in the same task shape')):
+        if peer:
+            print(f'| {label} | {peer[key]:.1f} | {ours[key]:.1f} | {ours[key] / peer[key]:.2f} |')
+        else:
+            print(f'| {label} | (not measured) | {ours[key]:.1f} | |')
+    runs = 1 + 2 + GUESTS
+    print(f"\nAbove the ping floor: hypervisor.kvm {1000 * (ours['noop'] - ours['ping']) / runs:.0f} ms per module run"
+          + (f", community.libvirt {1000 * (peer['noop'] - peer['ping']) / 50:.0f} ms" if peer else '') + ' (no-op).')
+    if 'role' in report:
+        role_times = report['role']
+        print(f"\n| kvm_guest role, {GUESTS} guests | wall s |\n|---|---|\n| converge | {role_times['converge']:.1f} |"
+              f"\n| no-op | {role_times['noop']:.1f} |")
+    if 'fleet' in report:
+        fleet_times = report['fleet']
+        print(f"\n| kvm_guests, {fleet_times['count']} defined guests | wall s |\n|---|---|"
+              f"\n| converge (define {fleet_times['count']} guests and disks) | {fleet_times['converge']:.1f} |"
+              f"\n| no-op | {fleet_times['noop']:.1f} |")
+    if 'payloads' in report:
+        print('\n| module | AnsiballZ payload (bytes) |\n|---|---|')
+        for name, size in sorted(report['payloads'].items()):
+            print(f'| {name} | {size:,} |')
+
+
+if __name__ == '__main__':
+    main()
