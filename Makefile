@@ -19,7 +19,8 @@ VENV_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements-dev.txt | cut -c1-16
 export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
 
 .PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
-	test-integration test-molecule sanity lint test demo demo-clean tiny-guest bench
+	test-integration test-molecule sanity lint test demo demo-clean tiny-guest bench \
+	second-host-start second-host-stop second-host-status
 
 help: ## list the targets
 	@echo "hypervisor.kvm: make <target>"
@@ -40,6 +41,15 @@ libvirt-start: ## start libvirt (systemd units, or virtlogd + libvirtd by hand),
 
 libvirt-stop: test-clean ## remove test objects, then stop the daemons libvirt-start started
 	@$(TIMED) libvirt-stop $(UTILS)/libvirt-daemon.sh stop
+
+second-host-start: ## start host B, a second libvirtd for migration and remote-URI tests (TESTS ONLY: unauthenticated TCP on 127.0.0.1); prints its URI
+	@$(TIMED) second-host-start $(UTILS)/second-host.sh start
+
+second-host-stop: ## stop host B: its guests and networks first, then what second-host-start started
+	@$(TIMED) second-host-stop $(UTILS)/second-host.sh stop
+
+second-host-status: ## show host B's daemons, URI, guests, networks and pools
+	@$(UTILS)/second-host.sh status
 
 libvirt-status: ## show which libvirt daemons run and whether qemu:///system answers
 	@$(UTILS)/libvirt-daemon.sh status

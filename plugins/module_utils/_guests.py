@@ -455,7 +455,7 @@ class Fleet:
                   'diff': self.diffs, 'warnings': self.warnings}
         if self.failures:
             raise KvmError(f'{len(self.failures)} of {len(guests)} guests failed: ' + '; '.join(self.failures),
-                           **{key: value for key, value in result.items() if key != 'warnings'})
+                           **result)
         return result
 
 

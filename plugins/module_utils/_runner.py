@@ -33,6 +33,8 @@ def finish(module, result: dict | None, failure: KvmError | None) -> None:
     if failure is not None:
         details = dict(failure.details)
         details.setdefault('changed', False)
+        for warning in details.pop('warnings', []):
+            module.warn(warning)  # what a partly applied run noticed is worth seeing on failure too
         module.fail_json(msg=failure.msg, **details)
     for warning in result.pop('warnings', []):
         module.warn(warning)

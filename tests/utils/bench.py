@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: hypervisor.kvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """`make bench`: how fast the collection converges, as ratios measured in one run on this machine.
@@ -246,7 +245,7 @@ def role(workdir: str) -> dict:
     path = write(workdir, 'role.yml', ROLE)
     clean()
     converge = playbook(path)
-    noops = [playbook(path) for _ in range(ROUNDS)]
+    noops = [playbook(path) for _round in range(ROUNDS)]
     clean()
     return {'converge': converge, 'noop': statistics.median(noops)}
 
@@ -265,7 +264,7 @@ def fleet(workdir: str, count: int = 200) -> dict:
         json.dump(variables, out)
     path = write(workdir, 'fleet.yml', FLEET)
     converge = playbook(path)
-    noops = [playbook(path) for _ in range(ROUNDS)]
+    noops = [playbook(path) for _round in range(ROUNDS)]
     clean()
     return {'count': count, 'converge': converge, 'noop': statistics.median(noops)}
 

@@ -7,7 +7,7 @@ set -uo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$REPO_ROOT" || exit 1
 
-steps=(deps venv libvirt-start test-unit test-integration test-molecule sanity lint)
+steps=(deps venv libvirt-start second-host-start test-unit test-integration second-host-stop test-molecule sanity lint)
 statuses=()
 times=()
 failed=0

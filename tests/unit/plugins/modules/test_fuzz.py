@@ -21,10 +21,12 @@ from ansible_collections.hypervisor.kvm.plugins.modules import (
     kvm_domain_info,
     kvm_guests,
     kvm_host_info,
+    kvm_migration,
     kvm_network,
     kvm_network_info,
     kvm_pool,
     kvm_pool_info,
+    kvm_snapshot,
     kvm_volume,
 )
 
@@ -40,14 +42,17 @@ MODULES = {
     'kvm_domain': (kvm_domain, {'name': 'kvmfuzz-dom', 'memory': '64MiB'}),
     'kvm_domain_info': (kvm_domain_info, {}),
     'kvm_host_info': (kvm_host_info, {}),
+    'kvm_snapshot': (kvm_snapshot, {'domain': 'test', 'name': 'kvmfuzz-snap', 'state': 'absent'}),
+    # the destination is the same in-memory host: refused, as a guest "on both hosts"
+    'kvm_migration': (kvm_migration, {'name': 'test', 'dest_uri': 'test:///default'}),
     'kvm_guests': (kvm_guests, {'pool': {'name': 'default-pool', 'manage': False},
                                 'guests': [{'name': 'kvmfuzz-guest', 'disk_size': '1MiB', 'networks': ['default'],
                                             'state': 'shutdown'}],
                                 'wait_for_ip': 0}),
 }
-# Not fuzzed: uri (an empty one means the default qemu:///system: a real daemon, not this tier;
-# bad URIs are tested where connections are).
-SKIPPED = {'uri'}
+# Not fuzzed: uri and dest_uri (an empty one means the default qemu:///system: a real daemon, not
+# this tier; bad URIs are tested where connections are).
+SKIPPED = {'uri', 'dest_uri'}
 
 BAD_VALUES = {
     'zero': 0,

