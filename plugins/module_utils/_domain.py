@@ -22,7 +22,13 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
     power_state,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, is_local_uri, libvirt, xml_desc
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    flags,
+    is_local_uri,
+    libvirt,
+    wait_until,
+    xml_desc,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, unit_factor
 
@@ -386,7 +392,7 @@ class Domain(Resource):
         if params.get('wait_for_ip') and state == 'running':
             plan.add('wait-for-ip', f'waiting up to {params["wait_for_ip"]} s for an address of {self.label()}',
                      lambda: plan.context.update(
-                         interfaces=wait_for_addresses(self.conn, plan.handle(), params['wait_for_ip'])),
+                         interfaces=wait_for_addresses(self.conn, self.name, params['wait_for_ip'])),
                      change=False)
 
     def plan_autostart(self, before: Snapshot, plan: Plan) -> None:
@@ -471,11 +477,10 @@ class Domain(Resource):
         timeout = self.params.get('shutdown_timeout')
         timeout = 120 if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not handle.isActive():
-                return
-            time.sleep(0.25)
-        if not handle.isActive():
+        off = wait_until(self.conn, deadline, lambda: self.conn.lookupByName(self.name).isActive() == 0 or None,
+                         interval=0.25)
+        handle = plan.context['handle'] = self.conn.lookupByName(self.name)  # afresh: libvirtd may have restarted
+        if off or not handle.isActive():
             return
         if self.params.get('force_off_after_timeout'):
             handle.destroy()
@@ -488,6 +493,7 @@ class Domain(Resource):
 
     def restart_domain(self, handle, plan: Plan, paused: bool) -> None:
         self.shutdown(handle, plan)
+        handle = plan.handle()  # the shutdown wait looked it up again
         handle.create()
         if paused:
             handle.suspend()
@@ -530,16 +536,25 @@ def undefine(handle) -> None:
         handle.undefine()
 
 
-def wait_for_addresses(conn, handle, timeout: int) -> list:
-    """Wait until the guest has an address on one of its interfaces; return its interfaces."""
+def current_interfaces(conn, name: str) -> list:
+    """The guest's interfaces with the addresses libvirt knows now (looked up afresh)."""
+    handle = conn.lookupByName(name)
+    live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML')
+    return domain_interfaces(live, interface_addresses(handle, live))
+
+
+def wait_for_addresses(conn, name: str, timeout: int) -> list:
+    """Wait until the guest has an address on one of its interfaces; return its interfaces. A
+    libvirtd restart meanwhile reconnects and carries on (_libvirt.wait_until)."""
     deadline = time.monotonic() + timeout
-    while True:
-        live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML')
-        interfaces = domain_interfaces(live, interface_addresses(handle, live))
-        if any(interface['addresses'] for interface in interfaces):
-            return interfaces
-        if time.monotonic() >= deadline:
-            raise KvmError(f"domain '{handle.name()}' got no IP address within {timeout} s (checked the DHCP "
-                           "leases and the guest agent); is its network serving DHCP, and does the guest ask?",
-                           interfaces=interfaces)
-        time.sleep(1)
+    found = wait_until(conn, deadline, lambda: addressed(current_interfaces(conn, name)))
+    if found is None:
+        raise KvmError(f"domain '{name}' got no IP address within {timeout} s (checked the DHCP "
+                       "leases and the guest agent); is its network serving DHCP, and does the guest ask?",
+                       interfaces=current_interfaces(conn, name))
+    return found
+
+
+def addressed(interfaces: list) -> list | None:
+    """The interfaces when one has an address, else None (still waiting)."""
+    return interfaces if any(interface['addresses'] for interface in interfaces) else None

@@ -36,20 +36,25 @@ def octal_mode(value, option: str) -> str:
     return f'{number:04o}'
 
 
-def numeric_id(value, option: str, lookup) -> str:
-    """A user or group id as libvirt wants it; names are resolved on the managed host."""
+def numeric_id(value, option: str, lookup, remote: bool = False) -> str:
+    """A user or group id as libvirt wants it; names are resolved on the managed host, so on a
+    remote URI (another host's users) only numeric ids are taken."""
     text = str(value).strip()
     if re.fullmatch(r'-?\d+', text):
         return text
+    if remote:
+        raise KvmError(f'{option}: {text!r} is a name, and the URI is remote: names would be resolved on this host, '
+                       "not on the libvirt host; give the numeric id (for example 'getent passwd NAME' there)")
     try:
         return str(lookup(text))
     except KeyError:
         raise KvmError(f'{option}: no such user or group {text!r} on the managed host') from None
 
 
-def permissions_element(parent: ET.Element, spec: dict, option: str | None) -> None:
+def permissions_element(parent: ET.Element, spec: dict, option: str | None, remote: bool = False) -> None:
     """Add ``<permissions>`` for the owner/group/mode in ``spec`` (if any is set); ``option``
-    prefixes the option names in errors (``target`` -> ``target.mode``)."""
+    prefixes the option names in errors (``target`` -> ``target.mode``); ``remote`` takes numeric
+    owners and groups only (see :func:`numeric_id`)."""
     option = f'{option}.' if option else ''
     if not spec or all(spec.get(key) is None for key in ('owner', 'group', 'mode')):
         return
@@ -57,9 +62,11 @@ def permissions_element(parent: ET.Element, spec: dict, option: str | None) -> N
     if spec.get('mode') is not None:
         _xml.sub_element(perms, 'mode', octal_mode(spec['mode'], f'{option}mode'))
     if spec.get('owner') is not None:
-        _xml.sub_element(perms, 'owner', numeric_id(spec['owner'], f'{option}owner', lambda n: pwd.getpwnam(n).pw_uid))
+        _xml.sub_element(perms, 'owner', numeric_id(spec['owner'], f'{option}owner',
+                                                           lambda n: pwd.getpwnam(n).pw_uid, remote))
     if spec.get('group') is not None:
-        _xml.sub_element(perms, 'group', numeric_id(spec['group'], f'{option}group', lambda n: grp.getgrnam(n).gr_gid))
+        _xml.sub_element(perms, 'group', numeric_id(spec['group'], f'{option}group',
+                                                           lambda n: grp.getgrnam(n).gr_gid, remote))
 
 
 def permission_changes(path: str, wanted) -> dict:

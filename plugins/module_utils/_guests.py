@@ -22,21 +22,16 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain, current_interfaces
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import (
     check_boot_file,
     check_domain_name,
     memory_sizes,
     vcpu_counts,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import (
-    domain_interfaces,
-    interface_addresses,
-)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._images import image_facts, is_url, parse_checksum
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import libvirt, wait_until
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import Network, network_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import typed_union
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool
@@ -428,20 +423,16 @@ class Fleet:
         if self.check_mode or timeout <= 0 or not waiting:
             return
         deadline = time.monotonic() + timeout
-        while waiting:
+
+        def still_waiting():
             for name in list(waiting):
-                handle = self.conn.lookupByName(name)
-                live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML')
-                interfaces = domain_interfaces(live, interface_addresses(handle, live))
-                addresses = [address for iface in interfaces for address in iface['addresses']]
+                addresses = [address for iface in current_interfaces(self.conn, name) for address in iface['addresses']]
                 if addresses:
                     self.results[name]['ips'] = addresses
                     waiting.remove(name)
-            if not waiting:
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(1)
+            return True if not waiting else None
+
+        wait_until(self.conn, deadline, still_waiting)
         for name in waiting:
             self.results[name]['failed'] = True
             self.results[name]['msg'] = (f'got no IP address within {timeout} s (checked the DHCP leases and the '

@@ -224,6 +224,7 @@ def libvirt_facts(conn) -> dict:
     return {
         'reachable': True,
         'uri': conn.getURI(),
+        'hostname': conn.getHostname(),
         'libvirt_version': version(conn.getLibVersion()),
         'hypervisor_version': version(conn.getVersion()),
         'host_arch': host_arch,

@@ -113,6 +113,13 @@ def as_failure(err: Exception, what: str) -> KvmError:
                     exception=traceback.format_exc())
 
 
+def is_remote_uri(uri: str) -> bool:
+    """True when the libvirt host is another machine: its files and users are not this host's
+    (libvirt's test driver is neither: it has no files at all)."""
+    parts = urlsplit(uri)
+    return bool(parts.hostname) and parts.scheme.split('+')[0] != 'test'
+
+
 @contextmanager
 def guard(what: str):
     """Run a block of libvirt calls; a libvirtError becomes a KvmError saying what failed."""
@@ -139,19 +146,119 @@ def is_local_uri(uri: str) -> bool:
     return not parts.hostname and parts.scheme.split('+')[0] != 'test'
 
 
+CONNECT_TIMEOUT = 25  # seconds a remote URI may take to answer (the transport's own may be minutes)
+RECONNECT_INTERVAL = 0.5
+
+
+class Connection:
+    """The module run's libvirt connection. It stands for the ``virConnect`` it wraps (every
+    method is the connection's), and a wait can :meth:`reopen` it when libvirtd restarts
+    underneath: everything that uses the connection afterwards (lookups, the final read) uses
+    the new one. Handles read before a restart belong to the old connection: look them up again
+    (docs/architecture.md, "Waits survive a daemon restart")."""
+
+    def __init__(self, uri: str, conn):
+        self.uri = uri
+        self.virconnect = conn
+        self.reopened = 0
+
+    def __getattr__(self, name):
+        return getattr(self.virconnect, name)
+
+    def alive(self) -> bool:
+        try:
+            return bool(self.virconnect.isAlive())
+        except libvirt.libvirtError:
+            return False
+
+    def reopen(self, deadline: float, cause=None) -> None:
+        """Connect again until ``deadline`` (a daemon that restarts takes a moment to listen)."""
+        import time  # pylint: disable=import-outside-toplevel  # only a restart needs it
+
+        last = cause
+        while True:
+            try:
+                fresh = open_uri(self.uri)
+            except (libvirt.libvirtError, KvmError) as err:
+                last = err
+            else:
+                try:
+                    self.virconnect.close()
+                except libvirt.libvirtError:
+                    pass  # the old one is gone already
+                self.virconnect = fresh
+                self.reopened += 1
+                return
+            if time.monotonic() >= deadline:
+                reason = last.get_error_message() if isinstance(last, libvirt.libvirtError) else str(last)
+                raise KvmError(f'lost the connection to libvirt at {self.uri} (the daemon restarted or stopped) and '
+                               f'could not connect again in time: {reason}')
+            time.sleep(RECONNECT_INTERVAL)
+
+    def close(self) -> None:
+        try:
+            self.virconnect.close()
+        except libvirt.libvirtError:
+            pass
+
+
+def open_uri(uri: str):
+    """``libvirt.open(uri)``; a remote URI that does not answer fails after CONNECT_TIMEOUT
+    seconds with a message naming it (the transport alone may wait minutes)."""
+    if is_local_uri(uri) or urlsplit(uri).scheme.startswith('test'):
+        return libvirt.open(uri)
+    import threading  # pylint: disable=import-outside-toplevel  # remote URIs only
+
+    outcome = {}
+
+    def attempt():
+        try:
+            outcome['conn'] = libvirt.open(uri)
+        except libvirt.libvirtError as err:
+            outcome['error'] = err
+
+    worker = threading.Thread(target=attempt, name='libvirt-connect', daemon=True)
+    worker.start()
+    worker.join(CONNECT_TIMEOUT)
+    if worker.is_alive():
+        raise KvmError(f'connecting to libvirt at {uri} failed: no answer within {CONNECT_TIMEOUT} s (is the host '
+                       'reachable, and does libvirtd listen there?)')
+    if 'error' in outcome:
+        raise outcome['error']
+    return outcome['conn']
+
+
 @contextmanager
 def connect(uri: str | None):
-    """The one libvirt connection of a module run, closed on the way out."""
+    """The one libvirt connection of a module run (a :class:`Connection`), closed on the way out."""
     uri = resolve_uri(uri)
     with guard(f'connecting to libvirt at {uri}'):
-        conn = libvirt.open(uri)
+        conn = Connection(uri, open_uri(uri))
     try:
         yield conn
     finally:
+        conn.close()
+
+
+def wait_until(conn, deadline: float, check, interval: float = 1.0):
+    """``check()`` until it returns something other than None, or None once ``deadline`` (a
+    ``time.monotonic()`` value) passes. When the connection drops meanwhile (libvirtd restarted),
+    it is reopened and the wait carries on; ``check`` must look objects up again each time."""
+    import time  # pylint: disable=import-outside-toplevel
+
+    while True:
         try:
-            conn.close()
-        except libvirt.libvirtError:
-            pass
+            answer = check()
+        except libvirt.libvirtError as err:
+            if not isinstance(conn, Connection) or conn.alive():
+                raise
+            conn.reopen(deadline, err)
+            continue
+        if answer is not None:
+            return answer
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
 
 
 def read_all(lookup, list_all, name, describe, missing_code: int) -> list:

@@ -21,15 +21,17 @@ from dataclasses import dataclass
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import disk_sources, power_state
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags as libvirt_flags
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    Connection,
     guard,
     is_local_uri,
     libvirt,
     libvirt_failure,
+    open_uri,
     resolve_uri,
     xml_desc,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags as libvirt_flags
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, apply_plan
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, libvirt_size, parse_size
 
@@ -183,14 +185,11 @@ def migration_params(params: dict, persist_xml: str | None) -> dict:
 def destination(uri: str):
     """The second connection of the run: the destination host."""
     with guard(f'connecting to the destination {uri}'):
-        conn = libvirt.open(uri)
+        conn = Connection(uri, open_uri(uri))
     try:
         yield conn
     finally:
-        try:
-            conn.close()
-        except libvirt.libvirtError:
-            pass
+        conn.close()
 
 
 def host_uuid(conn) -> str | None:
@@ -577,6 +576,9 @@ class Migration:
         outcome = self.run_migration(handle, flags, typed)
         plan.context['elapsed_ms'] = outcome['elapsed_ms']
         plan.context['timeout_action_taken'] = outcome.get('timeout_action_taken')
+        if 'error' in outcome and self.reconnected_after_restart() and self.landed():
+            del outcome['error']  # a daemon restarted at the very end: the guest runs on the destination
+            outcome.pop('domain', None)
         if 'error' in outcome:
             self.fail_migration(outcome, plan)
         new = outcome.get('domain')
@@ -622,6 +624,23 @@ class Migration:
                     pass  # it finished just now; the outcome says how
         outcome['elapsed_ms'] = int((time.monotonic() - started) * 1000)
         return outcome
+
+    def reconnected_after_restart(self) -> bool:
+        """When a libvirtd restarted during the migration (a connection dropped), connect again
+        (within a minute) so that where the guest is can be told. True when one was reopened."""
+        reopened = False
+        deadline = time.monotonic() + 60
+        for conn in (self.conn, self.dest):
+            if isinstance(conn, Connection) and not conn.alive():
+                conn.reopen(deadline)
+                reopened = True
+        return reopened
+
+    def landed(self) -> bool:
+        """Whether the guest is active on the destination and not on the source."""
+        target = find_guest(self.dest, self.name, f'the destination {self.dest_uri}')
+        source = find_guest(self.conn, self.name, f'the source {self.source_uri}')
+        return target.active and not source.active
 
     def fail_migration(self, outcome: dict, plan: Plan) -> None:
         err = outcome['error']

@@ -16,7 +16,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
     sanitise_path,
     set_permissions,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, is_remote_uri
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool_facts import (
     definition_facts,
     inactive_xml,
@@ -69,7 +69,7 @@ class StoragePool(Resource):
                 if not target['path'].startswith('/'):
                     raise KvmError(f"target.path: {target['path']!r} is not an absolute path")
                 _xml.sub_element(target_el, 'path', sanitise_path(target['path']))
-            permissions_element(target_el, target, 'target')
+            permissions_element(target_el, target, 'target', remote=is_remote_uri(self.conn.getURI()))
         return desired
 
     def add_source(self, pool: ET.Element, pool_type: str, source: dict, before: Snapshot) -> None:
@@ -153,6 +153,9 @@ class StoragePool(Resource):
         directory, and reads them back from an existing one. So an existing local directory
         gets them here (as the file module would), and a running pool is refreshed to see them."""
         wanted = plan.desired.find('target/permissions')
+        if wanted is not None and is_remote_uri(self.conn.getURI()):
+            self.check_remote_permissions(wanted, plan, before)
+            return
         directory = self.local_directory(plan.after.xml)
         if wanted is None or directory is None or not os.path.isdir(directory):
             return  # nothing asked, not reachable from here, or the build will create it
@@ -167,6 +170,25 @@ class StoragePool(Resource):
 
         plan.insert_before(('start', 'restart'),
                            Action('set-permissions', f'setting {describe(changes)} on {directory}', apply))
+
+    def check_remote_permissions(self, wanted, plan: Plan, before: Snapshot) -> None:
+        """On a remote URI a directory that exists cannot be changed from here: libvirt applies a
+        target's permissions only when its build creates the directory. A running pool reports
+        what its directory has; other permissions are refused, naming them. A new directory (built
+        by this run) gets them from libvirt."""
+        if not before.exists or any(action.name == 'build' for action in plan.actions):
+            return
+        if before.live_xml is None:
+            plan.warnings.append(f'{self.label()} is inactive on a remote host: the permissions of its directory '
+                                 'cannot be read from here; they are applied only when libvirt builds a new directory')
+            return
+        have = before.live_xml.find('target/permissions')
+        differ = [f"{element.tag} {have.findtext(element.tag) if have is not None else None} (wanted {element.text})"
+                  for element in wanted if have is None or (have.findtext(element.tag) or '').strip() != element.text]
+        if differ:
+            raise KvmError(f"target: the directory of {self.label()} on the remote host {self.conn.getURI()} has "
+                           f"{', '.join(differ)}; libvirt applies permissions only when it creates the directory, and "
+                           'this module changes an existing one only on a local URI: change them on that host')
 
     def needs_restart(self, before: Snapshot, plan: Plan) -> bool:
         """Permissions never need a restart: they are applied to the directory directly."""

@@ -32,7 +32,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._images import (
     is_url,
     parse_checksum,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, is_remote_uri, libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import (
     build_seed_iso,
@@ -246,7 +246,7 @@ class Volume(Resource):
             _xml.sub_element(target, 'format', type=fmt)
         if fmt == 'qcow2':
             _xml.sub_element(target, 'compat', '1.1')  # qcow2 v3, not libvirt's default v2 (0.10)
-        permissions_element(target, self.params, None)
+        permissions_element(target, self.params, None, remote=is_remote_uri(self.conn.getURI()))
         if backing is not None:
             store = _xml.sub_element(volume, 'backingStore')
             _xml.sub_element(store, 'path', backing['path'])
@@ -508,7 +508,7 @@ class Volume(Resource):
     def plan_permissions(self, plan: Plan, current: dict) -> None:
         """libvirt sets a volume's mode/owner/group only when it creates the file."""
         wanted = ET.Element('target')
-        permissions_element(wanted, self.params, None)
+        permissions_element(wanted, self.params, None, remote=is_remote_uri(self.conn.getURI()))
         wanted = wanted.find('permissions')
         if wanted is None or current['type'] != 'file' or not is_local_uri(self.conn.getURI()):
             return

@@ -104,9 +104,11 @@ tun:
   type: bool
 libvirt:
   description:
-    - C(reachable), and when it is C(uri), C(libvirt_version), C(hypervisor_version) (QEMU),
-      C(host_arch), C(domain_types), C(guests) (per arch domain types and machine types),
-      C(firmware), C(uefi_available), C(uefi_loaders); else C(reason).
+    - C(reachable), and when it is C(uri), C(hostname) (the libvirt host's), C(libvirt_version),
+      C(hypervisor_version) (QEMU), C(host_arch), C(domain_types), C(guests) (per arch domain types
+      and machine types), C(firmware), C(uefi_available), C(uefi_loaders); else C(reason).
+    - With a remote O(uri) only this part describes the libvirt host; the other facts describe the
+      host the module runs on (a warning says so).
   returned: always
   type: dict
 '''
@@ -134,6 +136,10 @@ def main():
                 result['libvirt'] = libvirt_facts(conn)
         except KvmError as err:
             result['libvirt'] = {'reachable': False, 'reason': err.msg}
+    if _libvirt.is_remote_uri(_libvirt.resolve_uri(module.params['uri'])):
+        module.warn('the hardware facts describe the host this module runs on; with a remote uri only the '
+                    'libvirt part describes the libvirt host (run the module there, or delegate to it, for its '
+                    'hardware)')
     module.exit_json(**result)
 
 

@@ -89,3 +89,71 @@ def test_missing_binding_respawns_under_a_system_python_that_has_it(monkeypatch)
     with pytest.raises(SystemExit, match='respawned under /usr/bin/python3'):
         _libvirt.ensure_libvirt(FakeModule())
     assert probed[0][1] == 'libvirt' and '/usr/bin/python3' in probed[0][0]
+
+
+def test_a_remote_uri_that_never_answers_fails_in_time_and_names_it(monkeypatch):
+    """A loopback port that accepts the connection and never speaks: libvirt alone would wait."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(1)
+    uri = f'qemu+tcp://127.0.0.1:{listener.getsockname()[1]}/system'
+    monkeypatch.setattr(_libvirt, 'CONNECT_TIMEOUT', 1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KvmError) as err, _libvirt.connect(uri):
+            pass
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 5
+    assert err.value.msg == (f'connecting to libvirt at {uri} failed: no answer within 1 s (is the host reachable, '
+                             'and does libvirtd listen there?)')
+
+
+def test_a_refused_remote_uri_names_it_and_the_transport_error():
+    import socket
+
+    probe = socket.socket()
+    probe.bind(('127.0.0.1', 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    uri = f'qemu+tcp://127.0.0.1:{port}/system'
+    with pytest.raises(KvmError) as err, _libvirt.connect(uri):
+        pass
+    assert err.value.msg.startswith(f'connecting to libvirt at {uri} failed: ')
+    assert 'Connection refused' in err.value.msg
+
+
+def test_the_connection_stands_for_libvirts_and_a_wait_carries_on():
+    with _libvirt.connect('test:///default') as conn:
+        assert isinstance(conn, _libvirt.Connection) and conn.alive()
+        assert conn.getURI() == 'test:///default' and conn.lookupByName('test').name() == 'test'
+        answers = iter([None, None, 'done'])
+        assert _libvirt.wait_until(conn, float('inf'), lambda: next(answers), interval=0) == 'done'
+        assert _libvirt.wait_until(conn, 0, lambda: None, interval=0) is None
+
+
+def test_a_wait_reconnects_when_the_connection_dropped():
+    """libvirtd restarted: the connection is dead; the wait opens a new one and goes on."""
+    with _libvirt.connect('test:///default') as conn, _libvirt.connect('test:///default') as keeper:
+        assert keeper.alive()  # keeps test:///default's state while conn is reopened
+        calls = []
+
+        def check():
+            calls.append(conn.reopened)
+            if len(calls) == 1:
+                conn.virconnect.close()  # what a daemon restart does to the client's side
+                return conn.lookupByName('test')  # raises: the connection is closed
+            return conn.lookupByName('test').name()
+
+        assert _libvirt.wait_until(conn, float('inf'), check, interval=0) == 'test'
+        assert calls == [0, 1] and conn.reopened == 1 and conn.alive()
+
+
+@pytest.mark.parametrize('uri, remote', [('qemu:///system', False), ('qemu+ssh://root@kvm2/system', True),
+                                         ('qemu+tcp://127.0.0.1:16509/system', True), ('test:///default', False),
+                                         ('qemu+unix:///system?socket=/run/b/libvirt-sock', False)])
+def test_which_uris_are_remote(uri, remote):
+    assert _libvirt.is_remote_uri(uri) is remote
