@@ -229,10 +229,11 @@ def open_uri(uri: str):
 
 
 @contextmanager
-def connect(uri: str | None):
-    """The one libvirt connection of a module run (a :class:`Connection`), closed on the way out."""
+def connect(uri: str | None, what: str | None = None):
+    """The one libvirt connection of a module run (a :class:`Connection`), closed on the way out;
+    ``what`` names the host in a failure (default: libvirt at the URI)."""
     uri = resolve_uri(uri)
-    with guard(f'connecting to libvirt at {uri}'):
+    with guard(f'connecting to {what or "libvirt at " + uri}'):
         conn = Connection(uri, open_uri(uri))
     try:
         yield conn

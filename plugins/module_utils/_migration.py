@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
@@ -23,11 +22,11 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     Connection,
+    connect,
     guard,
     is_local_uri,
     libvirt,
     libvirt_failure,
-    open_uri,
     resolve_uri,
     xml_desc,
 )
@@ -181,15 +180,9 @@ def migration_params(params: dict, persist_xml: str | None) -> dict:
 
 
 # ---- hosts -----------------------------------------------------------------------------------------
-@contextmanager
 def destination(uri: str):
     """The second connection of the run: the destination host."""
-    with guard(f'connecting to the destination {uri}'):
-        conn = Connection(uri, open_uri(uri))
-    try:
-        yield conn
-    finally:
-        conn.close()
+    return connect(uri, f'the destination {uri}')
 
 
 def host_uuid(conn) -> str | None:
