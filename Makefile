@@ -20,7 +20,7 @@ export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
 
 .PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
 	test-integration test-molecule sanity lint test demo demo-clean tiny-guest bench \
-	second-host-start second-host-stop second-host-status
+	second-host-start second-host-stop second-host-status cloud-image
 
 help: ## list the targets
 	@echo "hypervisor.kvm: make <target>"
@@ -74,6 +74,9 @@ lint: $(VENV_STAMP) ## ruff check, then ansible-lint --profile production on rol
 
 test: ## everything: deps, venv, libvirt-start, then every test tier and the linters, with a summary
 	@MAKE="$(MAKE)" $(TIMED) test $(UTILS)/test-all.sh
+
+cloud-image: ## build (or reuse) the Debian 12 cloud test image (mmdebstrap, GRUB, cloud-init) in /var/cache/hypervisor-kvm-tests/cloud-image
+	@$(TIMED) cloud-image $(UTILS)/build-cloud-image.sh
 
 bench: deps $(VENV_STAMP) libvirt-start ## speed as ratios in one run: anchor work vs community.libvirt, ping floors, 20-guest role, 200-guest fleet, payloads (not in make test)
 	@$(TIMED) bench $(VENV)/bin/python $(UTILS)/bench.py

@@ -168,6 +168,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
     bulk_summary,
     domain_interfaces,
     source_addresses,
+    usable_address,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import snapshot_facts
@@ -430,15 +431,6 @@ def ask_source(handle, source: str, state: str, definition, leases, display) -> 
         display.vvv(f"{InventoryModule.NAME}: not asking the guest agent of '{handle.name()}': not connected")
         return {}  # asking would wait for libvirt's agent timeout
     return source_addresses(handle, source, definition)
-
-
-def usable_address(text: str) -> bool:
-    """An address Ansible could reach: not loopback, link-local or unspecified."""
-    try:
-        address = ipaddress.ip_address(text.split('%', 1)[0])
-    except ValueError:
-        return False
-    return not (address.is_loopback or address.is_link_local or address.is_unspecified)
 
 
 def preferred_address(order: list) -> str | None:

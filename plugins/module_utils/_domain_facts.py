@@ -6,6 +6,7 @@ definitions, interfaces with their addresses, and a bulk summary of many domains
 from __future__ import annotations
 
 import copy
+import ipaddress
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, libvirt, xml_desc
@@ -98,8 +99,19 @@ def source_addresses(handle, source: str, definition=None) -> dict:
             continue  # the guest's loopback
         known = found.setdefault(mac, [])
         known.extend(entry['addr'] for entry in details.get('addrs') or []
-                     if entry.get('addr') and entry['addr'] not in known and not entry['addr'].startswith('127.'))
-    return {mac: addresses for mac, addresses in found.items() if addresses}
+                     if usable_address(entry.get('addr')) and entry['addr'] not in known)
+    # IPv4 first: the address a login most likely uses
+    return {mac: sorted(addresses, key=lambda address: ':' in address) for mac, addresses in found.items() if addresses}
+
+
+def usable_address(text) -> bool:
+    """An address another host could reach the guest on: not loopback, link-local or unspecified
+    (the guest agent reports those too)."""
+    try:
+        address = ipaddress.ip_address(str(text).split('%', 1)[0])
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_link_local or address.is_unspecified)
 
 
 def interface_addresses(handle, definition=None, sources=('lease', 'agent')) -> dict:

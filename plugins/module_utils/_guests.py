@@ -35,7 +35,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import lib
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import Network, network_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import typed_union
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool
-from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import seed_files
+from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import secret_values, seed_files
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, parse_size
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume
 
@@ -61,7 +61,7 @@ def guest_options() -> dict:
             user=dict(type='str'),
             ssh_authorized_keys=dict(type='list', elements='str', default=[], no_log=False),
             packages=dict(type='list', elements='str', default=[]),
-            user_data=dict(type='raw', no_log=True),
+            user_data=dict(type='raw', no_log=False),
             network_config=dict(type='raw'),
         )),
         kernel=dict(type='path'),
@@ -261,6 +261,7 @@ class Fleet:
                 'meta_data': {'instance-id': guest['name'], 'local-hostname': guest['name']},
                 'network_config': cloud_init.get('network_config'),
             }
+            self.no_log_values.update(secret_values(derived['cloud_init']['user_data']))
             check(lambda: seed_files(derived['cloud_init'], f"{guest['name']}-seed.iso", 'cloud_init'))
         if problems:
             raise KvmError('\n'.join(problems))

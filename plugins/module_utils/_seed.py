@@ -85,6 +85,39 @@ def check_user_data(user_data, option: str) -> None:
                 check_public_key(key, f'{option}.users[{number}].ssh_authorized_keys[{index}]')
 
 
+SECRET_KEYS = ('passwd', 'password', 'hashed_passwd', 'plain_text_passwd')
+
+
+def secret_values(user_data) -> set:
+    """The passwords in user-data (``passwd``, ``password``... anywhere, and the ``user:password``
+    lines of ``chpasswd``), to hide in module results. The rest of user-data (names, packages,
+    commands, public keys) stays readable: hiding every value of it would mask each occurrence of
+    short words like a guest's name all over the result."""
+    if isinstance(user_data, str):
+        if yaml is None or not user_data.lstrip().startswith('#cloud-config'):
+            return set()
+        try:
+            user_data = yaml.safe_load(user_data)
+        except yaml.YAMLError:
+            return set()
+    found = set()
+
+    def walk(value, key=''):
+        if isinstance(value, dict):
+            for child_key, child in value.items():
+                walk(child, str(child_key).lower())
+        elif isinstance(value, list):
+            for child in value:
+                walk(child, key)
+        elif value is not None and key in SECRET_KEYS:
+            found.add(str(value))
+        elif isinstance(value, str) and key == 'list':  # chpasswd's list: "user:password" per line
+            found.update(line.split(':', 1)[1] for line in value.splitlines() if ':' in line)
+
+    walk(user_data)
+    return {value for value in found if value}
+
+
 def seed_files(cloud_init: dict, volume_name: str, option: str = 'cloud_init') -> dict:
     """The NoCloud files: user-data (a dict becomes #cloud-config), meta-data, network-config.
     Values cloud-init could not read fail here, naming ``option``."""

@@ -111,8 +111,10 @@ options:
       user_data:
         description:
           - The user-data. A dict is written as C(#cloud-config) YAML; a string is written as is
-            (a C(#cloud-config) document or a script).
-          - Never logged.
+            and must start with a cloud-init header (C(#cloud-config), C(#!)...).
+          - Passwords in it (C(passwd), C(password), C(hashed_passwd), C(plain_text_passwd) anywhere,
+            the C(user:password) lines of C(chpasswd)) are hidden from results and logs like any
+            C(no_log) value; the rest (names, packages, commands, public keys) is shown.
         type: raw
       meta_data:
         description:
@@ -305,6 +307,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
+from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import secret_values
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import CONTENT_OPTIONS, Volume
 
 
@@ -329,7 +332,7 @@ def main():
             checksum=dict(type='str'),
             cache_dir=dict(type='path'),
             cloud_init=dict(type='dict', options=dict(
-                user_data=dict(type='raw', no_log=True),
+                user_data=dict(type='raw', no_log=False),
                 meta_data=dict(type='raw'),
                 network_config=dict(type='raw'),
             )),
@@ -343,6 +346,7 @@ def main():
         required_by={'backing_pool': 'backing_volume', 'clone_pool': 'clone_from', 'checksum': 'upload_from'},
         supports_check_mode=True,
     )
+    module.no_log_values.update(secret_values((module.params.get('cloud_init') or {}).get('user_data')))
     run_resource(module, Volume)
 
 

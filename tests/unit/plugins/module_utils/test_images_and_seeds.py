@@ -134,3 +134,13 @@ def test_image_facts_refuses_qcow_version_1(tmp_path):
     image.write_bytes(b'QFI\xfb' + struct.pack('>I', 1) + b'\0' * 100)
     with pytest.raises(KvmError, match='is a qcow \\(version 1\\) image'):
         _images.image_facts(str(image))
+
+
+def test_secret_values_are_the_passwords_of_user_data_only():
+    data = {'users': ['default', {'name': 'alice', 'hashed_passwd': '$6$salt$hash', 'ssh_authorized_keys': ['k']}],
+            'password': 'top', 'chpasswd': {'list': 'root:rootpw\nbob:bobpw', 'expire': False},
+            'runcmd': [['sh', '-c', 'true']]}
+    assert _seed.secret_values(data) == {'$6$salt$hash', 'top', 'rootpw', 'bobpw'}
+    assert _seed.secret_values('#cloud-config\npassword: hunter2\n') == {'hunter2'}
+    assert _seed.secret_values('#!/bin/sh\necho password: x\n') == set()
+    assert _seed.secret_values(None) == set()

@@ -2,6 +2,7 @@
 a fleet converged in one run, check mode that predicts new pools, networks and disks, every
 problem found before anything changes, and one guest's failure that does not stop the others."""
 
+import json
 import struct
 
 import pytest
@@ -154,3 +155,13 @@ def test_a_no_op_run_over_many_guests_is_one_module_run(conn, run_module, count)
     run_module(kvm_guests.main, fleet(guests(count)))
     result = run_module(kvm_guests.main, fleet(guests(count)))
     assert not result['changed'] and len(result['guests']) == count
+
+
+def test_user_data_shows_in_results_but_its_passwords_do_not(conn, run_module):
+    guest = {'name': 'kvmtest-fleet-ud', 'state': 'shutdown', 'networks': ['default'],
+             'cloud_init': {'user_data': {'runcmd': [['sh', '-c', 'true']], 'password': 'kvmtest-s3cret'}}}
+    result = run_module(kvm_guests.main, fleet([guest], pool={'name': 'default-pool', 'manage': False}, networks=[]),
+                        check_mode=True)
+    assert not result['failed'], result.get('msg')
+    assert result['guests'][0]['name'] == 'kvmtest-fleet-ud'  # short words of user-data mask nothing
+    assert 'kvmtest-s3cret' not in json.dumps(result)

@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Usage: build-cloud-image.sh [CACHE_DIR]
+# Builds a Debian 12 (bookworm) cloud-style qcow2 image from Debian's package repositories, no
+# image download: mmdebstrap makes the root filesystem, then the disk is put together in a plain
+# file, without loop devices or mounts:
+#   - an MBR partition table (sfdisk on the file) with one ext4 partition at 1 MiB, filled by
+#     `mkfs.ext4 -d ROOTDIR -E offset=1048576` (a fixed filesystem UUID, named in /etc/fstab);
+#   - GRUB for BIOS inside the image: boot.img in sector 0 (the partition table stays) and a
+#     core.img made by the image's own grub-mkimage in sectors 1 to 2047; it reads
+#     (hd0,msdos1)/boot/grub/grub.cfg, which boots /vmlinuz and /initrd.img at once (timeout 0,
+#     `root=UUID=... ro console=tty0 console=ttyS0,115200 net.ifnames=0`); /vmlinuz and
+#     /initrd.img follow kernel upgrades, so no update-grub is needed;
+#   - converted to a zstd-compressed qcow2 of 2 GiB virtual size (about 220 MB).
+# So it boots from its own disk like a distribution cloud image (SeaBIOS; no <kernel> in the
+# domain). Inside: systemd with dbus, cloud-init (datasource_list: [ NoCloud, None ]),
+# openssh-server, python3, sudo, qemu-guest-agent (udev starts it when the
+# org.qemu.guest_agent.0 channel appears), ifupdown with isc-dhcp-client, cloud-guest-utils,
+# fdisk and e2fsprogs (cloud-init grows the partition and the filesystem to the disk), locales
+# (C.UTF-8 is the default, so cloud-init generates none), grub-pc-bin and linux-image-amd64
+# (linux-image-cloud-amd64 has no AHCI driver: it cannot read the seed on the SATA CD-ROM of a
+# q35 guest). The initramfs holds only the virtio, virtio-scsi, SATA/IDE disk and ext4 drivers
+# (7 MB instead of 36 MB: TCG unpacks and probes it faster).
+# The network is cloud-init's: without a network-config its fallback gives the first NIC DHCP
+# (written to /etc/network/interfaces.d); a NoCloud network-config (version 1 or 2) replaces
+# that. net.ifnames=0 names the first NIC eth0 whatever its PCI slot, so a network-config can
+# name it without knowing its MAC.
+# First boot belongs to each guest: no hostname, an empty /etc/machine-id, no SSH host keys
+# (systemd and cloud-init's ssh module make them; ECDSA and Ed25519 only, as RSA takes 7 s
+# under TCG). No resolv.conf from the build host; the apt, dpkg, e2scrub and fstrim timers and
+# e2scrub_reap are off (a test image sends no traffic by itself); man pages, documentation and
+# translations are left out (dpkg path-exclude, kept for later installs).
+# Under QEMU emulation (TCG) a guest has its DHCP lease about 40 to 80 s after the start and
+# answers SSH 15 to 35 s later, depending on the host's load; an ACPI shutdown takes about 6 s.
+#
+# CACHE_DIR (default: $CLOUD_IMAGE_CACHE, else /var/cache/hypervisor-kvm-tests/cloud-image:
+# outside the repository, where QEMU's user libvirt-qemu can read) gets the image
+# debian-12-cloud-amd64.qcow2 and build-info. The image is reused when this very script built
+# it (its checksum is in build-info): nothing else runs, no apt, no network. The mmdebstrap
+# tarball is cached too (rootfs-<recipe>.tar, keyed by the suite, the mirrors, the package list
+# and the initramfs settings), so a change further down rebuilds the disk from it in about 10 s
+# without downloading. CLOUD_IMAGE_REBUILD=1 rebuilds the disk, CLOUD_IMAGE_REBUILD=all the
+# tarball too. CLOUD_IMAGE_MIRROR and CLOUD_IMAGE_SECURITY_MIRROR replace deb.debian.org.
+# The last line on stdout is the image's absolute path; everything else goes to stderr.
+#
+# A cold build (about 1.5 to 2 minutes) runs as root on Debian/Ubuntu: it installs what it lacks
+# (mmdebstrap, fdisk, e2fsprogs, qemu-utils) with apt-get, like system-deps.sh, and mmdebstrap
+# downloads the packages from the Debian repositories. It needs about 2 GB free in CACHE_DIR
+# while it builds (the tarball of about 700 MB stays).
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+SCRIPT=$REPO_ROOT/tests/utils/build-cloud-image.sh
+CACHE_DIR=${1:-${CLOUD_IMAGE_CACHE:-/var/cache/hypervisor-kvm-tests/cloud-image}}
+IMAGE_NAME=debian-12-cloud-amd64.qcow2
+SUITE=bookworm
+MIRROR=${CLOUD_IMAGE_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${CLOUD_IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+DISK_SIZE_MIB=2048
+# Fixed, so that the build is repeatable; every guest of the image shares it, as with any
+# distribution cloud image (the guest's disk is its own overlay).
+ROOT_UUID=6c1d0a3e-5e2b-4f7a-9a51-2d8c3f0b7e10
+PACKAGES=(
+    systemd-sysv udev dbus                    # init (minbase has none); dbus for hostnamectl & co
+    cloud-init cloud-guest-utils fdisk e2fsprogs  # NoCloud seed, growpart + resize2fs
+    openssh-server python3 sudo               # what Ansible needs to manage the guest
+    qemu-guest-agent                          # virsh domifaddr --source agent, fs freeze, ...
+    ifupdown isc-dhcp-client netbase iproute2  # cloud-init renders /etc/network/interfaces.d
+    locales procps
+    linux-image-amd64 grub-pc-bin             # the kernel (with AHCI, for the seed CD-ROM), GRUB
+)
+# Left out of the image (dpkg path-exclude: kept in /etc/dpkg/dpkg.cfg.d for later installs).
+DPKG_OPTS=(
+    'path-exclude=/usr/share/man/*'
+    'path-exclude=/usr/share/doc/*'
+    'path-include=/usr/share/doc/*/copyright'
+    'path-exclude=/usr/share/locale/*'
+    'path-include=/usr/share/locale/locale.alias'
+    'path-exclude=/usr/share/info/*'
+)
+# Units (their links under /etc/systemd/system) that would make a test guest talk to the internet
+# or scan its disk while a test runs: the apt, dpkg, e2scrub and fstrim timers, and e2scrub_reap
+# (LVM snapshots: there are none; it takes 25 s of CPU under TCG during the boot).
+DISABLED_UNITS=(
+    timers.target.wants/apt-daily.timer timers.target.wants/apt-daily-upgrade.timer
+    timers.target.wants/dpkg-db-backup.timer timers.target.wants/e2scrub_all.timer
+    timers.target.wants/fstrim.timer multi-user.target.wants/e2scrub_reap.service
+)
+
+log() { printf 'cloud-image: %s\n' "$*" >&2; }
+die() { printf 'cloud-image: ERROR: %s\n' "$*" >&2; exit 1; }
+elapsed() { awk -v s="$1" -v e="$(date +%s%N)" 'BEGIN { printf "%.1f", (e - s) / 1e9 }'; }
+
+script_sum=$(sha256sum "$SCRIPT" | cut -c1-16)
+sources=(
+    "deb $MIRROR $SUITE main"
+    "deb $MIRROR $SUITE-updates main"
+    "deb $SECURITY_MIRROR $SUITE-security main"
+)
+FSTAB="UUID=$ROOT_UUID / ext4 errors=remount-ro 0 1"
+# The drivers the initramfs needs to mount the root filesystem from a virtio, virtio-scsi,
+# SATA (AHCI) or IDE disk; MODULES=list keeps it to those (7 MB instead of 36 MB with
+# MODULES=most, which TCG unpacks and probes slowly). crc32c: ext4's metadata checksums.
+INITRAMFS_MODULES=(virtio_pci virtio_blk virtio_scsi sd_mod ahci ata_piix ext4 crc32c_generic)
+# Runs in mmdebstrap before any package is installed, so that the kernel's postinst builds the
+# initramfs with these settings and with e2fsck for the root filesystem from /etc/fstab.
+SETUP_HOOK="echo '$FSTAB' >\"\$1/etc/fstab\" \
+&& mkdir -p \"\$1/etc/initramfs-tools/conf.d\" \"\$1/usr/share/initramfs-tools/modules.d\" \
+&& echo MODULES=list >\"\$1/etc/initramfs-tools/conf.d/hypervisor-kvm.conf\" \
+&& printf '%s\\n' ${INITRAMFS_MODULES[*]} >\"\$1/usr/share/initramfs-tools/modules.d/hypervisor-kvm\""
+recipe_sum=$(printf '%s\n' "$SUITE" "${sources[@]}" "${PACKAGES[@]}" "${DPKG_OPTS[@]}" "$SETUP_HOOK" \
+    | sha256sum | cut -c1-16)
+
+cached() {
+    [ -s "$CACHE_DIR/$IMAGE_NAME" ] && grep -qx "script=$script_sum" "$CACHE_DIR/build-info" 2>/dev/null
+}
+
+mkdir -p "$CACHE_DIR"
+CACHE_DIR=$(cd "$CACHE_DIR" && pwd -P)
+IMAGE=$CACHE_DIR/$IMAGE_NAME
+rebuild=${CLOUD_IMAGE_REBUILD:-0}
+if [ "$rebuild" = 0 ] && cached; then
+    log "reusing $IMAGE ($(grep '^kernel=' "$CACHE_DIR/build-info" | cut -d= -f2))"
+    printf '%s\n' "$IMAGE"
+    exit 0
+fi
+
+# One build at a time per cache (parallel test runs); the second one reuses the first's.
+exec 9>"$CACHE_DIR/.lock"
+flock 9
+if [ "$rebuild" = 0 ] && cached; then
+    log "reusing $IMAGE (built by a concurrent run)"
+    printf '%s\n' "$IMAGE"
+    exit 0
+fi
+
+[ "$(id -u)" -eq 0 ] || die "building the image needs root (mmdebstrap, file ownership, chroot)"
+command -v dpkg-query >/dev/null 2>&1 || die "not a Debian-family host: mmdebstrap and apt are needed"
+start=$(date +%s%N)
+
+# ---- build dependencies, only the missing ones -----------------------------------------------
+missing=()
+for package in mmdebstrap fdisk e2fsprogs qemu-utils; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null || true)
+    [ "${status:0:2}" = "ii" ] || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+# mkfs.ext4 -d (populate from a directory) and -E offset need e2fsprogs 1.43 or later.
+mkfs.ext4 -V 2>&1 | awk 'NR == 1 { split($2, v, "."); exit !(v[1] > 1 || (v[1] == 1 && v[2] >= 43)) }' \
+    || die "mkfs.ext4 is older than 1.43 (no -d): $(mkfs.ext4 -V 2>&1 | head -n 1)"
+
+# What a killed build left (this one holds the lock: no other build runs).
+rm -rf "$CACHE_DIR"/.build.*
+work=$(mktemp -d "$CACHE_DIR/.build.XXXXXX")
+trap 'rm -rf -- "$work"' EXIT
+
+# ---- the root filesystem: mmdebstrap's tarball, cached by recipe ------------------------------
+tarball=$CACHE_DIR/rootfs-$recipe_sum.tar
+if [ "$rebuild" = all ] || [ ! -s "$tarball" ]; then
+    log "mmdebstrap $SUITE (${#PACKAGES[@]} packages and their dependencies)"
+    tar_start=$(date +%s%N)
+    dpkg_args=()
+    for opt in "${DPKG_OPTS[@]}"; do
+        dpkg_args+=("--dpkgopt=$opt")
+    done
+    # --skip=output/dev: no device nodes in the tarball (devtmpfs provides them at boot).
+    mmdebstrap --quiet --variant=minbase --format=tar --skip=output/dev --setup-hook="$SETUP_HOOK" \
+        --include="$(IFS=,; echo "${PACKAGES[*]}")" "${dpkg_args[@]}" \
+        "$SUITE" "$work/rootfs.tar" "${sources[@]}" >&2 \
+        || die "mmdebstrap failed (are the Debian repositories reachable?)"
+    rm -f "$CACHE_DIR"/rootfs-*.tar
+    mv "$work/rootfs.tar" "$tarball"
+    log "root filesystem tarball in $(elapsed "$tar_start") s: $(du -h "$tarball" | cut -f1)"
+else
+    log "reusing the root filesystem tarball $tarball"
+fi
+
+root=$work/root
+mkdir "$root"
+tar -C "$root" -xpf "$tarball" --numeric-owner --xattrs --xattrs-include='*'
+# The mount point of devtmpfs (the tarball has no /dev).
+mkdir -m 0755 "$root/dev"
+
+# ---- first boot belongs to each guest ---------------------------------------------------------
+rm -f "$root"/etc/ssh/ssh_host_*_key "$root"/etc/ssh/ssh_host_*_key.pub
+rm -f "$root/etc/hostname" "$root/etc/resolv.conf" "$root/var/lib/dbus/machine-id"
+: >"$root/etc/machine-id"
+for unit in "${DISABLED_UNITS[@]}"; do
+    [ -L "$root/etc/systemd/system/$unit" ] || die "no $unit to disable in the root filesystem"
+    rm -f "$root/etc/systemd/system/$unit"
+done
+find "$root/var/log" -type f -delete
+rm -rf "$root"/var/lib/cloud/* "$root"/tmp/* "$root"/var/tmp/*
+
+printf '# <file system> <mount point> <type> <options> <dump> <pass>\n%s\n' "$FSTAB" >"$root/etc/fstab"
+# C.UTF-8 is built into glibc: cloud-init's locale module finds it set and generates nothing.
+echo 'LANG=C.UTF-8' >"$root/etc/default/locale"
+cat >"$root/etc/network/interfaces" <<'EOF'
+# The loopback here; cloud-init writes the NICs' configuration to interfaces.d/50-cloud-init
+# (DHCP on the first NIC, or the NoCloud seed's network-config).
+auto lo
+iface lo inet loopback
+
+source /etc/network/interfaces.d/*
+EOF
+cat >"$root/etc/cloud/cloud.cfg.d/90_hypervisor_kvm.cfg" <<'EOF'
+# hypervisor.kvm test image (tests/utils/build-cloud-image.sh)
+# Only a NoCloud seed (a CD-ROM labelled cidata), never a network metadata service.
+datasource_list: [ NoCloud, None ]
+# Already the default locale: nothing to generate.
+locale: C.UTF-8
+# The hostname resolves without DNS (sudo, Ansible facts).
+manage_etc_hosts: true
+# Host keys of the kinds OpenSSH prefers; RSA (7 s under TCG) and DSA would delay SSH.
+ssh_genkeytypes: [ecdsa, ed25519]
+# No grub-pc package (GRUB is embedded by the image build): nothing to tell debconf.
+grub_dpkg:
+  enabled: false
+EOF
+
+# ---- GRUB: configuration, modules and core.img from the image's own grub-pc-bin ---------------
+mkdir -p "$root/boot/grub"
+cp -a "$root/usr/lib/grub/i386-pc" "$root/boot/grub/"
+cat >"$root/boot/grub/grub.cfg" <<EOF
+# Written by tests/utils/build-cloud-image.sh (no update-grub: /vmlinuz and /initrd.img follow
+# kernel upgrades).
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set default=0
+set timeout=0
+menuentry 'Debian GNU/Linux 12 (cloud image)' {
+    linux /vmlinuz root=UUID=$ROOT_UUID ro console=tty0 console=ttyS0,115200 net.ifnames=0
+    initrd /initrd.img
+}
+EOF
+chroot "$root" /usr/bin/grub-mkimage -O i386-pc -d /usr/lib/grub/i386-pc \
+    -p '(hd0,msdos1)/boot/grub' -o /boot/grub/i386-pc/core.img \
+    biosdisk part_msdos ext2 normal linux boot configfile serial terminal echo test search \
+    || die "grub-mkimage failed"
+core=$root/boot/grub/i386-pc/core.img
+core_size=$(stat -c %s "$core")
+# core.img lives in sectors 1..2047, before the partition.
+[ "$core_size" -le $(((2048 - 1) * 512)) ] || die "core.img ($core_size bytes) does not fit before 1 MiB"
+cp "$root/usr/lib/grub/i386-pc/boot.img" "$work/boot.img"
+cp "$core" "$work/core.img"
+
+kver=$(readlink "$root/vmlinuz")
+kver=${kver##*/vmlinuz-}
+if [ ! -e "$root/boot/vmlinuz-$kver" ] || [ ! -e "$root/initrd.img" ]; then
+    die "no /vmlinuz or /initrd.img in the root filesystem"
+fi
+
+# ---- the disk: MBR, ext4 at 1 MiB filled from the directory, GRUB before it -------------------
+raw=$work/disk.raw
+truncate -s "${DISK_SIZE_MIB}M" "$raw"
+printf 'label: dos\nunit: sectors\n\nstart=2048, type=83, bootable\n' | sfdisk --quiet "$raw" >&2
+mkfs.ext4 -q -F -L cloudimg-rootfs -U "$ROOT_UUID" -E offset=1048576,nodiscard -d "$root" \
+    "$raw" "$(((DISK_SIZE_MIB - 1) * 1024))k" >&2
+# boot.img's code only (440 bytes: the disk signature and the partition table stay); its
+# kernel sector is 1, where core.img goes; its first sector's block list points at sector 2.
+dd if="$work/boot.img" of="$raw" bs=440 count=1 conv=notrunc status=none
+# As grub-bios-setup does for a hard disk: no check of the BIOS boot drive number (nop nop).
+printf '\x90\x90' | dd of="$raw" bs=1 seek=102 count=2 conv=notrunc status=none
+dd if="$work/core.img" of="$raw" bs=512 seek=1 conv=notrunc status=none
+log "disk written ($(elapsed "$start") s), compressing it into qcow2"
+
+# zstd compresses 7 times faster than qcow2's default zlib (QEMU 5.1 and later read it).
+if ! qemu-img convert -c -O qcow2 -o compression_type=zstd "$raw" "$work/$IMAGE_NAME" 2>/dev/null; then
+    log "this qemu-img has no zstd compression: zlib"
+    qemu-img convert -c -O qcow2 "$raw" "$work/$IMAGE_NAME"
+fi
+chmod 0644 "$work/$IMAGE_NAME"
+
+# ---- into the cache, atomically ---------------------------------------------------------------
+{
+    echo "script=$script_sum"
+    echo "recipe=$recipe_sum"
+    echo "kernel=$kver"
+    echo "root_uuid=$ROOT_UUID"
+    echo "packages=${PACKAGES[*]}"
+    echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+} >"$work/build-info"
+rm -f "$CACHE_DIR/build-info"  # not "cached" until the image is in place
+mv -f "$work/$IMAGE_NAME" "$IMAGE"
+mv -f "$work/build-info" "$CACHE_DIR/build-info"
+chmod 0755 "$CACHE_DIR"
+
+log "built in $(elapsed "$start") s: $IMAGE, $(du -h "$IMAGE" | cut -f1) on disk," \
+    "virtual size ${DISK_SIZE_MIB} MiB, kernel $kver"
+printf '%s\n' "$IMAGE"
