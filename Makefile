@@ -20,7 +20,7 @@ export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
 
 .PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
 	test-integration test-molecule sanity lint test demo demo-clean tiny-guest bench \
-	second-host-start second-host-stop second-host-status cloud-image
+	second-host-start second-host-stop second-host-status cloud-image demo-debian
 
 help: ## list the targets
 	@echo "hypervisor.kvm: make <target>"
@@ -87,5 +87,8 @@ tiny-guest: ## build (or reuse) the tiny test guest, a Debian kernel + busybox i
 demo: deps $(VENV_STAMP) libvirt-start ## the main job: site.yml on this machine: host, pool, NAT network, a tiny guest booted to its DHCP address
 	@$(TIMED) demo $(UTILS)/demo.sh
 
-demo-clean: $(VENV_STAMP) libvirt-start ## teardown.yml: remove the guest, network and pool `make demo` created, nothing else
+demo-debian: deps $(VENV_STAMP) libvirt-start ## site.yml with a real Debian 12 guest (cloud image built offline, cached) on the NAT network kvmdemo-debian; prints an ssh line that logs in
+	@$(TIMED) demo-debian $(UTILS)/demo-debian.sh
+
+demo-clean: $(VENV_STAMP) libvirt-start ## teardown.yml: remove the guests, networks and pools make demo and make demo-debian created, nothing else
 	@DEMO_STATE=absent $(TIMED) demo-clean $(UTILS)/demo.sh

@@ -5,7 +5,8 @@
 # `kvmdemo-tiny`: a kernel + busybox initramfs built from Debian packages by
 # build-tiny-guest.sh (cached in $DEMO_CACHE; no internet), booted under QEMU emulation, waited
 # for until it has its DHCP address. Re-running changes nothing.
-# demo-clean runs playbooks/teardown.yml with the same variables: exactly those three go.
+# demo-clean runs playbooks/teardown.yml with the same variables: exactly those three go; it
+# first runs demo-debian.sh the same way, which removes what `make demo-debian` made.
 # DEMO_ARGS passes more ansible-playbook arguments, for example a real cloud image instead:
 #   make demo DEMO_ARGS='-e @my-guests.yml'
 set -euo pipefail
@@ -22,6 +23,8 @@ link_collection
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS_ROOT
 cd "$REPO_ROOT"
 if [ "${DEMO_STATE:-present}" = absent ]; then
+    # DEMO_ARGS describe `make demo`'s guests, not the Debian demo's.
+    DEMO_ARGS='' "$REPO_ROOT/tests/utils/demo-debian.sh"
     playbook=playbooks/teardown.yml
 else
     playbook=playbooks/site.yml
