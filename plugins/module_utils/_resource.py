@@ -239,13 +239,16 @@ class Resource:
     def desired(self, before: Snapshot, plan: Plan):
         """The desired definition in libvirt's own spelling (docs/architecture.md, "Equal means
         equal to libvirt"); what libvirt would not keep is left out, with a warning."""
-        desired = self.clean(self.desired_xml(before, plan))
+        written = self.desired_xml(before, plan)
+        desired = self.clean(written)
         if before.exists and not _xml.differences(desired, before.xml, self.authoritative):
             return desired  # equal as written: libvirt's spelling cannot change that (and costs nothing)
         from ansible_collections.hypervisor.kvm.plugins.module_utils._canonical import (  # pylint: disable=import-outside-toplevel
             canonical,  # only when something differs: most runs of a converged host never need it
         )
-        projected, dropped = canonical(desired, self.authoritative)
+        # as written (only layout and volatile parts removed): an adapter's own spelling in clean()
+        # (a domain's vcpu current) is not something libvirt "does not keep"
+        projected, dropped = canonical(Resource.clean(self, written), self.authoritative)
         if dropped:
             plan.warnings.append(
                 f"libvirt does not keep these parts of the definition of {self.label()}, so they are left out of "
