@@ -558,7 +558,10 @@ class Migration:
         leftover = []
         for volume in plan.context['created']:
             try:
-                volume['handle'].delete(0)
+                # looked up again: a daemon restart during the migration made the old handle stale
+                found = lookup_volume_by_path(self.dest, volume['path'])
+                if found is not None:
+                    found.delete(0)
             except libvirt.libvirtError:
                 leftover.append(volume['path'])
         plan.context['created'] = []
