@@ -20,7 +20,8 @@ export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
 
 .PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
 	test-integration test-molecule sanity lint test demo demo-clean tiny-guest bench \
-	second-host-start second-host-stop second-host-status cloud-image demo-debian
+	second-host-start second-host-stop second-host-status cloud-image demo-debian \
+	remote-ssh-start remote-ssh-stop remote-ssh-status
 
 help: ## list the targets
 	@echo "hypervisor.kvm: make <target>"
@@ -50,6 +51,15 @@ second-host-stop: ## stop host B: its guests and networks first, then what secon
 
 second-host-status: ## show host B's daemons, URI, guests, networks and pools
 	@$(UTILS)/second-host.sh status
+
+remote-ssh-start: ## start an sshd for root inside host B on 127.0.0.1 (TESTS ONLY; needs second-host-start); prints its qemu+ssh URI
+	@$(TIMED) remote-ssh-start $(UTILS)/remote-ssh.sh start
+
+remote-ssh-stop: ## stop the sshd remote-ssh-start started (by pid)
+	@$(TIMED) remote-ssh-stop $(UTILS)/remote-ssh.sh stop
+
+remote-ssh-status: ## show the test sshd, its port and its qemu+ssh URI
+	@$(UTILS)/remote-ssh.sh status
 
 libvirt-status: ## show which libvirt daemons run and whether qemu:///system answers
 	@$(UTILS)/libvirt-daemon.sh status

@@ -194,9 +194,9 @@ def hardware_facts() -> dict:
 def libvirt_facts(conn) -> dict:
     """Versions, domain types, machine types and firmware as libvirt reports them."""
     from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml  # pylint: disable=import-outside-toplevel
-
-    def version(number: int) -> str:
-        return f'{number // 1000000}.{number // 1000 % 1000}.{number % 1000}'
+    from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (  # pylint: disable=import-outside-toplevel
+        version_text as version,
+    )
 
     capabilities = _xml.parse_xml(conn.getCapabilities(), 'libvirt capabilities')
     guests = {}

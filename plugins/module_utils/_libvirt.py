@@ -202,13 +202,48 @@ class Connection:
             pass
 
 
-def open_uri(uri: str):
-    """``libvirt.open(uri)``; a remote URI that does not answer fails after CONNECT_TIMEOUT
-    seconds with a message naming it (the transport alone may wait minutes)."""
-    if is_local_uri(uri) or urlsplit(uri).scheme.startswith('test'):
-        return libvirt.open(uri)
+# libvirt's libssh transport below this version stalls or crashes (measured with 9.0.0; newer untested)
+LIBSSH_FIXED = 10_000_000
+KEEPALIVE = (5, 3)  # a remote peer silent for 5 s is asked; 3 unanswered asks close the connection
+_EVENTS = {}
+
+
+def _event_loop() -> None:
+    """libvirt's default event loop in a thread (once per process): what keepalive needs, so that a
+    remote connection that stops answering fails instead of blocking a call for ever."""
     import threading  # pylint: disable=import-outside-toplevel  # remote URIs only
 
+    if 'thread' in _EVENTS:
+        return
+    libvirt.virEventRegisterDefaultImpl()
+
+    def run():
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+    _EVENTS['thread'] = threading.Thread(target=run, name='libvirt-events', daemon=True)
+    _EVENTS['thread'].start()
+
+
+def version_text(number: int) -> str:
+    """libvirt's version numbers (9000000) as people write them (9.0.0)."""
+    return f'{number // 1000000}.{number // 1000 % 1000}.{number % 1000}'
+
+
+def open_uri(uri: str):
+    """``libvirt.open(uri)``. A remote URI that does not answer fails after CONNECT_TIMEOUT seconds
+    with a message naming it (the transport alone may wait minutes), and a remote connection gets
+    keepalive, so that a peer that stops answering later fails the call that waits for it."""
+    scheme = urlsplit(uri).scheme
+    if is_local_uri(uri) or scheme.startswith('test'):
+        return libvirt.open(uri)
+    if scheme.endswith('+libssh') and libvirt.getVersion() < LIBSSH_FIXED:
+        raise KvmError(f'refusing {uri}: the qemu+libssh transport of libvirt {version_text(libvirt.getVersion())} '
+                       'stalls on replies of a few KiB without an event loop and crashes the module with one; use '
+                       'qemu+ssh:// (OpenSSH) or qemu+libssh2:// instead (docs/remote-hosts.md)')
+    import threading  # pylint: disable=import-outside-toplevel  # remote URIs only
+
+    _event_loop()
     outcome = {}
 
     def attempt():
@@ -225,6 +260,10 @@ def open_uri(uri: str):
                        'reachable, and does libvirtd listen there?)')
     if 'error' in outcome:
         raise outcome['error']
+    try:
+        outcome['conn'].setKeepAlive(*KEEPALIVE)
+    except libvirt.libvirtError:
+        pass  # a transport without keepalive (a custom proxy): the connection works without it
     return outcome['conn']
 
 

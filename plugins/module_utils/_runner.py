@@ -22,6 +22,11 @@ def run(module, work, what: str = 'the module') -> None:
     try:
         with connect(module.params.get('uri')) as conn:
             result = work(conn)
+            if conn.reopened:
+                result['reconnected'] = conn.reopened
+                result.setdefault('warnings', []).append(
+                    f'the connection to libvirt at {conn.uri} was lost during the run (libvirtd restarted?) and '
+                    f'opened again {conn.reopened} time(s); the run carried on')
     except Exception as err:  # pylint: disable=broad-exception-caught  # every failure is a report
         failure = as_failure(err, what)
     finish(module, result, failure)

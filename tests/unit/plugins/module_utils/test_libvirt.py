@@ -157,3 +157,61 @@ def test_a_wait_reconnects_when_the_connection_dropped():
                                          ('qemu+unix:///system?socket=/run/b/libvirt-sock', False)])
 def test_which_uris_are_remote(uri, remote):
     assert _libvirt.is_remote_uri(uri) is remote
+
+
+class RecordingModule:
+    """Stands in for AnsibleModule only to record what a run ends with (libvirt is real)."""
+
+    def __init__(self, uri):
+        self.params = {'uri': uri}
+        self.warnings = []
+
+    def warn(self, warning):
+        self.warnings.append(warning)
+
+    def exit_json(self, **result):
+        raise SystemExit(result)
+
+    fail_json = exit_json
+
+
+def test_a_run_that_connected_again_says_so():
+    from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run
+
+    def work(conn):
+        conn.virconnect.close()  # what a daemon restart does to the client's side
+        conn.reopen(float('inf'))
+        return {'changed': False, 'name': conn.lookupByName('test').name()}
+
+    module = RecordingModule('test:///default')
+    with pytest.raises(SystemExit) as exit_info:
+        run(module, work)
+    assert exit_info.value.args[0] == {'changed': False, 'name': 'test', 'reconnected': 1}
+    assert module.warnings == ['the connection to libvirt at test:///default was lost during the run (libvirtd '
+                               'restarted?) and opened again 1 time(s); the run carried on']
+
+
+def test_a_run_without_reconnection_has_no_such_key():
+    from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run
+
+    module = RecordingModule('test:///default')
+    with pytest.raises(SystemExit) as exit_info:
+        run(module, lambda conn: {'changed': False})
+    assert exit_info.value.args[0] == {'changed': False} and module.warnings == []
+
+
+def test_the_libssh_transport_is_refused_before_libvirt_10(monkeypatch):
+    """libvirt 9.0's qemu+libssh stalls without an event loop and crashed with one: refused before
+    any connection is tried (nothing listens on this port), naming the transports to use."""
+    monkeypatch.setattr(_libvirt.libvirt, 'getVersion', lambda: 9_000_000)
+    uri = 'qemu+libssh://root@127.0.0.1:9/system?keyfile=/nonexistent'
+    with pytest.raises(KvmError) as err, _libvirt.connect(uri):
+        pass
+    assert err.value.msg == (f'refusing {uri}: the qemu+libssh transport of '
+                             'libvirt 9.0.0 stalls on replies of a few KiB without an event loop and crashes the '
+                             'module with one; use qemu+ssh:// (OpenSSH) or qemu+libssh2:// instead '
+                             '(docs/remote-hosts.md)')
+
+
+def test_libvirt_versions_read_as_people_write_them():
+    assert _libvirt.version_text(9_000_000) == '9.0.0' and _libvirt.version_text(10_010_002) == '10.10.2'
