@@ -82,7 +82,13 @@ def run_module(capsys):
     """Run a module's main() with arguments; return its result (``failed`` is always set)."""
     from ansible.module_utils.testing import patch_module_args
 
+    from ansible.module_utils.common import warnings as module_warnings
+
     def run(main, args, check_mode=False):
+        # ansible-core keeps warnings in module-level registries (one module run per process in
+        # real life): empty them so that each run's result holds its own warnings only
+        for registry in ('_global_warnings', '_global_deprecations'):
+            getattr(module_warnings, registry, {}).clear()
         args = dict(args)
         if check_mode:
             args['_ansible_check_mode'] = True
