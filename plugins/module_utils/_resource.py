@@ -349,15 +349,21 @@ class Resource:
         """Apply a plan made by :meth:`prepare` (unless in check mode) and build the result."""
         before = plan.before
         apply_plan(plan, self.check_mode)
-        final = self.snapshot() if not self.check_mode else None
+        if self.check_mode:
+            final = None
+        else:  # read again only when something ran: a no-op's object is as it was read moments ago
+            final = self.snapshot() if plan.actions else before
+        before_text = diff_text(before, self.display)
+        unchanged = plan.after.xml is before.xml and plan.after.exists == before.exists and (
+            plan.after.state() == before.state())
         result = {
             'changed': bool(plan.names()),
             'actions': plan.names(),
             'restart_required': plan.restart_required,
             self.result_key: self.result_info(plan, final),
             'diff': {
-                'before': diff_text(before, self.display),
-                'after': diff_text(plan.after, self.display),
+                'before': before_text,
+                'after': before_text if unchanged else diff_text(plan.after, self.display),
                 'before_header': f'{self.label()} (before)',
                 'after_header': f'{self.label()} (after)',
             },
