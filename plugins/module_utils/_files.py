@@ -62,11 +62,11 @@ def permissions_element(parent: ET.Element, spec: dict, option: str | None, remo
     if spec.get('mode') is not None:
         _xml.sub_element(perms, 'mode', octal_mode(spec['mode'], f'{option}mode'))
     if spec.get('owner') is not None:
-        _xml.sub_element(perms, 'owner', numeric_id(spec['owner'], f'{option}owner',
-                                                           lambda n: pwd.getpwnam(n).pw_uid, remote))
+        owner = numeric_id(spec['owner'], f'{option}owner', lambda n: pwd.getpwnam(n).pw_uid, remote)
+        _xml.sub_element(perms, 'owner', owner)
     if spec.get('group') is not None:
-        _xml.sub_element(perms, 'group', numeric_id(spec['group'], f'{option}group',
-                                                           lambda n: grp.getgrnam(n).gr_gid, remote))
+        group = numeric_id(spec['group'], f'{option}group', lambda n: grp.getgrnam(n).gr_gid, remote)
+        _xml.sub_element(perms, 'group', group)
 
 
 def permission_changes(path: str, wanted) -> dict:
