@@ -80,9 +80,8 @@ def _reset(connection):
 @pytest.fixture
 def run_module(capsys):
     """Run a module's main() with arguments; return its result (``failed`` is always set)."""
-    from ansible.module_utils.testing import patch_module_args
-
     from ansible.module_utils.common import warnings as module_warnings
+    from ansible.module_utils.testing import patch_module_args
 
     def run(main, args, check_mode=False):
         # ansible-core keeps warnings in module-level registries (one module run per process in

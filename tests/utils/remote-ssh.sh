@@ -126,6 +126,9 @@ AddressFamily inet
 HostKey $STATE/ssh_host_ed25519_key
 PidFile $STATE/sshd.pid
 AuthorizedKeysFile $STATE/authorized_keys
+# the state directory is inside the clone, which may sit under a world-writable /tmp: sshd's
+# StrictModes would refuse the key there ("bad ownership or modes for directory /tmp")
+StrictModes no
 AllowUsers root
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
