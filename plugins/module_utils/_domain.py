@@ -212,6 +212,18 @@ class Domain(Resource):
             facts['interfaces'] = plan.context['interfaces']  # the addresses waited for
         return facts
 
+    def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
+        """The power state and the interfaces (with addresses when running), from what was read."""
+        if not snapshot.exists:
+            return {'name': self.name, 'state': 'absent'}
+        if 'interfaces' in plan.context:
+            interfaces = plan.context['interfaces']
+        elif snapshot.active:
+            interfaces = domain_interfaces(snapshot.live_xml, interface_addresses(snapshot.handle, snapshot.live_xml))
+        else:
+            interfaces = domain_interfaces(snapshot.xml)
+        return {'name': self.name, 'state': snapshot.facts['state'], 'interfaces': interfaces}
+
     def definition_facts(self, definition) -> dict:
         return definition_facts(definition)
 

@@ -345,9 +345,19 @@ class Resource:
         """Read the object and plan: nothing changes yet."""
         return self.plan(self.snapshot())
 
-    def conclude(self, plan: Plan) -> dict:
-        """Apply a plan made by :meth:`prepare` (unless in check mode) and build the result."""
+    def conclude(self, plan: Plan, brief: bool = False) -> dict:
+        """Apply a plan made by :meth:`prepare` (unless in check mode) and build the result.
+
+        ``brief`` (kvm_guests, for each of its many resources): when the plan has nothing to do,
+        the result holds :meth:`brief_info` and no diff, and nothing is read again."""
         before = plan.before
+        if brief and not plan.actions:
+            result = {'changed': False, 'actions': [], 'restart_required': plan.restart_required,
+                      self.result_key: self.brief_info(before, plan), 'diff': {}}
+            result.update(plan.extra)
+            if plan.warnings:
+                result['warnings'] = plan.warnings
+            return result
         apply_plan(plan, self.check_mode)
         if self.check_mode:
             final = None
@@ -387,6 +397,11 @@ class Resource:
             predicted['state'] = 'active' if plan.after.active else 'inactive'
         predicted['xml'] = _xml.to_text(self.display(plan.after.xml))
         return predicted
+
+    def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
+        """What a brief result holds of an object that did not change (all of :meth:`info` unless
+        a resource says less is enough)."""
+        return self.info(snapshot, plan) if snapshot.exists else {'name': self.name, 'state': 'absent'}
 
     # ---- to implement per resource ------------------------------------------------------
     def read(self, handle) -> Snapshot:  # pragma: no cover - abstract

@@ -111,6 +111,9 @@ class Volume(Resource):
     def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
         return volume_info(snapshot.handle, self.pool_name)
 
+    def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
+        return {'name': self.name, 'pool': self.pool_name, 'state': 'present' if snapshot.exists else 'absent'}
+
     def definition_facts(self, definition) -> dict:
         fmt = definition.find('target/format')
         return {

@@ -59,8 +59,12 @@ def test_converge_then_nothing_to_do(conn, run_module):
     second = run_module(kvm_guests.main, fleet(guests(3)))
     assert not second['failed'] and not second['changed'] and second['diff'] == []
     assert all(not g['changed'] and all(actions == [] for actions in g['actions'].values()) for g in second['guests'])
+    # the no-op reports each guest as the converge did, from what it read once (brief results)
+    facts = [{key: g[key] for key in ('name', 'state', 'macs', 'ips')} for g in first['guests']]
+    assert [{key: g[key] for key in ('name', 'state', 'macs', 'ips')} for g in second['guests']] == facts
     again = run_module(kvm_guests.main, fleet(guests(3)), check_mode=True)
     assert not again['changed']
+    assert [{key: g[key] for key in ('name', 'state', 'macs', 'ips')} for g in again['guests']] == facts
 
 
 def test_every_problem_is_reported_before_anything_changes(conn, run_module, tmp_path):
