@@ -9,8 +9,9 @@ cloud-init seed and its domain, each planned and applied by the engine. Every gu
 validated before anything is touched; a guest that fails later does not stop the others, and
 the failure names it. Check mode plans every step as if the earlier ones had run: what they
 would create is shared between the adapters (``shared``), so a guest on a new network, in a new
-pool, on a new base image is predicted, not refused. Running guests are started first and waited
-for together, so their boots overlap.
+pool, on a new base image is predicted, not refused. Every disk and seed comes first, then the
+domains: those that are only defined and started go a few at a time, so that the QEMU start-ups
+overlap, and running guests are waited for together, so their boots overlap too.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._units import forma
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume
 
 GUEST_STATES = ('running', 'shutdown', 'absent')
+# domain steps that may run beside each other's (no waits, nothing that reconnects), how many at once
+OVERLAPPING_ACTIONS = {'define', 'start', 'autostart', 'disable-autostart'}
+STARTS_AT_ONCE = 4
 SUDO_ALL = 'ALL=(ALL) NOPASSWD:ALL'
 
 
@@ -307,11 +311,14 @@ class Fleet:
         self.converge_pool()
         self.converge_networks()
         self.converge_base_images()
+        domains = []  # each guest's planned domain step, applied once every disk and seed is
         for guest, derived in self.guests:
             if derived['state'] == 'absent':
                 self.guarded(guest['name'], lambda guest=guest: self.remove_guest(guest))
             else:
-                self.guarded(guest['name'], lambda guest=guest, derived=derived: self.converge_guest(guest, derived))
+                self.guarded(guest['name'],
+                             lambda guest=guest, derived=derived: self.converge_guest(guest, derived, domains))
+        self.conclude_domains(domains)
         self.wait_for_addresses()
         return self.result()
 
@@ -322,7 +329,10 @@ class Fleet:
 
     def concluded(self, resource, plan, label: str) -> dict:
         """Apply a resource's plan; its warnings and diff go to the run's."""
-        result = resource.conclude(plan, brief=True)  # the guest's entry needs few facts of each part
+        return self.taken(resource.conclude(plan, brief=True), label)  # the guest's entry needs few facts
+
+    def taken(self, result: dict, label: str) -> dict:
+        """A concluded step's result: its warnings and diff go to the run's."""
         self.changed = self.changed or result['changed']
         self.warnings.extend(f'{label}: {warning}' for warning in result.pop('warnings', []))
         diff = result.pop('diff')
@@ -378,9 +388,10 @@ class Fleet:
         entry['changed'] = entry['changed'] or result['changed']
         return entry
 
-    def converge_guest(self, guest: dict, derived: dict) -> None:
+    def converge_guest(self, guest: dict, derived: dict, domains: list) -> None:
         """The guest's disk, seed and domain are all planned before any of them is applied, so a
-        guest whose domain cannot be planned gets no disk or seed either."""
+        guest whose domain cannot be planned gets no disk or seed either. The disk and seed are
+        applied now; the domain step joins ``domains`` (:meth:`conclude_domains`)."""
         name, pool = guest['name'], (self.pool or {}).get('name')
         steps = []
         if derived['disk']:
@@ -393,11 +404,39 @@ class Fleet:
             steps.append(('seed', Volume(self.conn, params, self.check_mode, self.shared), 'cloud-init seed'))
         steps.append(('domain', Domain(self.conn, derived['domain'], self.check_mode, self.shared), 'domain'))
         plans = [(kind, resource, resource.prepare(), label) for kind, resource, label in steps]
-        for kind, resource, plan, label in plans:
-            result = self.concluded(resource, plan, f'guest {name}: {label}')
-            self.record(name, kind, result)
-        entry = self.results[name]
-        domain = result['domain']  # the last step's result
+        for kind, resource, plan, label in plans[:-1]:
+            self.record(name, kind, self.concluded(resource, plan, f'guest {name}: {label}'))
+        self.results.setdefault(name, self.empty_result(name))
+        _kind, resource, plan, label = plans[-1]
+        domains.append((name, resource, plan, f'guest {name}: {label}'))
+
+    def conclude_domains(self, domains: list) -> None:
+        """Apply the guests' domain steps. Those that only define, start and set autostart run a few
+        at a time (QEMU start-ups overlap; libvirt takes calls from several threads on one
+        connection); any other step (a shutdown and its wait, a restart) runs alone, in order.
+        Results are taken in the guests' order either way."""
+        def conclude(item):
+            _name, resource, plan, _label = item
+            return resource.conclude(plan, brief=True)
+
+        overlapping = [item for item in domains if not self.check_mode
+                       and {action.name for action in item[2].actions} <= OVERLAPPING_ACTIONS
+                       and any(action.name == 'start' for action in item[2].actions)]
+        outcomes = {}
+        if len(overlapping) > 1:
+            from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
+
+            with ThreadPoolExecutor(max_workers=STARTS_AT_ONCE) as executor:
+                outcomes = {id(item): executor.submit(conclude, item) for item in overlapping}
+        for item in domains:
+            name, label = item[0], item[3]
+            outcome = outcomes.get(id(item))
+            self.guarded(name, lambda item=item, outcome=outcome, name=name, label=label: self.domain_concluded(
+                name, self.taken(outcome.result() if outcome is not None else conclude(item), label)))
+
+    def domain_concluded(self, name: str, result: dict) -> None:
+        entry = self.record(name, 'domain', result)
+        domain = result['domain']
         entry['state'] = domain.get('state')
         interfaces = domain.get('interfaces') or []
         entry['macs'] = [iface['mac'] for iface in interfaces if iface.get('mac')]

@@ -122,6 +122,28 @@ def test_a_failing_guest_does_not_stop_the_others(conn, run_module):
     assert domain_names(conn) == ['kvmtest-fleet-0', 'kvmtest-fleet-2']
 
 
+def test_domains_started_a_few_at_a_time_beside_one_that_shuts_down(conn, run_module):
+    """New guests are defined and started a few at a time (kvm_guests' overlapping domain steps);
+    a shutdown, which waits, runs on its own; the results keep the guests' order."""
+    first = run_module(kvm_guests.main, fleet(guests(2)))
+    assert not first['failed']
+    more = guests(7)
+    more[0]['state'] = 'shutdown'
+    second = run_module(kvm_guests.main, fleet(more))
+    assert not second['failed'] and second['changed']
+    assert [g['name'] for g in second['guests']] == [f'kvmtest-fleet-{index}' for index in range(7)]
+    assert second['guests'][0]['state'] == 'shutoff' and second['guests'][0]['actions']['domain'] == ['shutdown']
+    assert second['guests'][1]['actions']['domain'] == []
+    assert [(g['state'], g['actions']) for g in second['guests'][2:]] == [
+        ('running', {'disk': ['create'], 'domain': ['define', 'start']})] * 5
+    assert len({tuple(g['macs']) for g in second['guests']}) == 7
+    # diffs in the order applied: every new disk, then the domains in the guests' order
+    assert [d['before_header'] for d in second['diff']] == (
+        [f'guest kvmtest-fleet-{index}: disk (before)' for index in range(2, 7)]
+        + [f'guest kvmtest-fleet-{index}: domain (before)' for index in (0, 2, 3, 4, 5, 6)])
+    assert domain_names(conn) == [f'kvmtest-fleet-{index}' for index in range(7)]
+
+
 def test_a_disk_smaller_than_its_base_image_is_refused_first(conn, run_module, tmp_path):
     image = tmp_path / 'kvmtest-fleet-base.qcow2'
     image.write_bytes(b'QFI\xfb' + struct.pack('>I', 3) + b'\0' * 16 + struct.pack('>Q', 8 * 1024 ** 2) + b'\0' * 64)
