@@ -214,8 +214,6 @@ class Domain(Resource):
 
     def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
         """The power state and the interfaces (with addresses when running), from what was read."""
-        if not snapshot.exists:
-            return {'name': self.name, 'state': 'absent'}
         if 'interfaces' in plan.context:
             interfaces = plan.context['interfaces']
         elif snapshot.active:

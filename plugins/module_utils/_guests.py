@@ -411,30 +411,28 @@ class Fleet:
         domains.append((name, resource, plan, f'guest {name}: {label}'))
 
     def conclude_domains(self, domains: list) -> None:
-        """Apply the guests' domain steps. Those that only define, start and set autostart run a few
-        at a time (QEMU start-ups overlap; libvirt takes calls from several threads on one
-        connection); any other step (a shutdown and its wait, a restart) runs alone, in order.
-        Results are taken in the guests' order either way."""
-        def conclude(item):
-            _name, resource, plan, _label = item
-            return resource.conclude(plan, brief=True)
-
-        overlapping = [item for item in domains if not self.check_mode
-                       and {action.name for action in item[2].actions} <= OVERLAPPING_ACTIONS
-                       and any(action.name == 'start' for action in item[2].actions)]
+        """Apply the guests' domain steps. Those that only define, start and set autostart run
+        first, a few at a time (QEMU start-ups overlap; libvirt takes calls from several threads on
+        one connection); any other step (a shutdown and its wait, a restart) then runs alone, in
+        the guests' order. Results are taken in the guests' order either way."""
+        overlapping = [(name, resource, plan) for name, resource, plan, _label in domains if not self.check_mode
+                       and {action.name for action in plan.actions} <= OVERLAPPING_ACTIONS
+                       and any(action.name == 'start' for action in plan.actions)]
         outcomes = {}
         if len(overlapping) > 1:
             from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
 
             with ThreadPoolExecutor(max_workers=STARTS_AT_ONCE) as executor:
-                outcomes = {id(item): executor.submit(conclude, item) for item in overlapping}
-        for item in domains:
-            name, label = item[0], item[3]
-            outcome = outcomes.get(id(item))
-            self.guarded(name, lambda item=item, outcome=outcome, name=name, label=label: self.domain_concluded(
-                name, self.taken(outcome.result() if outcome is not None else conclude(item), label)))
+                outcomes = {name: executor.submit(resource.conclude, plan, brief=True)
+                            for name, resource, plan in overlapping}
+        for name, resource, plan, label in domains:
+            self.guarded(name, lambda name=name, resource=resource, plan=plan, label=label: self.domain_step(
+                name, resource, plan, label, outcomes.get(name)))
 
-    def domain_concluded(self, name: str, result: dict) -> None:
+    def domain_step(self, name: str, resource, plan, label: str, outcome) -> None:
+        """A guest's domain step, concluded here or by ``outcome`` (its thread); the guest's entry
+        takes the state, MACs and addresses."""
+        result = self.taken(outcome.result(), label) if outcome is not None else self.concluded(resource, plan, label)
         entry = self.record(name, 'domain', result)
         domain = result['domain']
         entry['state'] = domain.get('state')

@@ -352,8 +352,9 @@ class Resource:
         the result holds :meth:`brief_info` and no diff, and nothing is read again."""
         before = plan.before
         if brief and not plan.actions:
+            info = self.brief_info(before, plan) if before.exists else {'name': self.name, 'state': 'absent'}
             result = {'changed': False, 'actions': [], 'restart_required': plan.restart_required,
-                      self.result_key: self.brief_info(before, plan), 'diff': {}}
+                      self.result_key: info, 'diff': {}}
             result.update(plan.extra)
             if plan.warnings:
                 result['warnings'] = plan.warnings
@@ -399,9 +400,9 @@ class Resource:
         return predicted
 
     def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
-        """What a brief result holds of an object that did not change (all of :meth:`info` unless
-        a resource says less is enough)."""
-        return self.info(snapshot, plan) if snapshot.exists else {'name': self.name, 'state': 'absent'}
+        """What a brief result holds of an existing object that did not change (all of
+        :meth:`info` unless a resource says less is enough)."""
+        return self.info(snapshot, plan)
 
     # ---- to implement per resource ------------------------------------------------------
     def read(self, handle) -> Snapshot:  # pragma: no cover - abstract

@@ -112,7 +112,7 @@ class Volume(Resource):
         return volume_info(snapshot.handle, self.pool_name)
 
     def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
-        return {'name': self.name, 'pool': self.pool_name, 'state': 'present' if snapshot.exists else 'absent'}
+        return {'name': self.name, 'pool': self.pool_name, 'state': 'present'}
 
     def definition_facts(self, definition) -> dict:
         fmt = definition.find('target/format')

@@ -1,5 +1,6 @@
 """Read a cloud-init NoCloud seed ISO back, independently of the module: print a JSON object
-with the volume label, the ISO 9660 / Rock Ridge / Joliet names and each file's text.
+with the volume label, the ISO 9660 / Rock Ridge / Joliet names and each file's text, on one
+line (kvm_remote reads it as one line of a longer output; it declares needs/target/kvm_volume).
 
 usage: python read_seed.py IMAGE  (needs pycdlib; the collection's venv has it)
 """
@@ -34,7 +35,7 @@ def main(path):
                                      for child in iso.list_children(joliet_path='/')
                                      if not (child.is_dot() or child.is_dotdot()))
     iso.close()
-    json.dump(out, sys.stdout, indent=2, sort_keys=True)
+    json.dump(out, sys.stdout, sort_keys=True)
 
 
 if __name__ == '__main__':
