@@ -49,6 +49,8 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+# shellcheck source=tests/utils/common.sh
+. "$REPO_ROOT/tests/utils/common.sh"  # apt_get
 SCRIPT=$REPO_ROOT/tests/utils/build-cloud-image.sh
 CACHE_DIR=${1:-${CLOUD_IMAGE_CACHE:-/var/cache/hypervisor-kvm-tests/cloud-image}}
 IMAGE_NAME=debian-12-cloud-amd64.qcow2
@@ -146,8 +148,8 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    apt_get update -qq >&2
+    apt_get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 # mkfs.ext4 -d (populate from a directory) and -E offset need e2fsprogs 1.43 or later.
 mkfs.ext4 -V 2>&1 | awk 'NR == 1 { split($2, v, "."); exit !(v[1] > 1 || (v[1] == 1 && v[2] >= 43)) }' \

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+# shellcheck source=tests/utils/common.sh
+. "$REPO_ROOT/tests/utils/common.sh"  # apt_get
 SCRIPT=$REPO_ROOT/tests/utils/build-tiny-guest.sh
 CACHE_DIR=${1:-${TINY_GUEST_CACHE:-$REPO_ROOT/.cache/tiny-guest}}
 # The modules /init loads (their dependencies are added, in order): the virtio PCI transport,
@@ -79,7 +81,7 @@ package=$(kernel_package || true)
 if [ -z "$package" ]; then
     [ "$(id -u)" -eq 0 ] || die "apt knows no linux-image-amd64 and only root can run apt-get update"
     log "apt knows no linux-image-amd64: apt-get update"
-    apt-get update -qq >&2
+    apt_get update -qq >&2
     package=$(kernel_package || true)
     [ -n "$package" ] || die "apt-cache depends linux-image-amd64 names no linux-image-* package"
 fi
@@ -92,11 +94,11 @@ if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
     chown _apt "$debs" 2>/dev/null || true
 fi
 log "downloading $package and busybox-static"
-if ! (cd "$debs" && apt-get download -q "$package" busybox-static >&2); then
+if ! (cd "$debs" && apt_get download -q "$package" busybox-static >&2); then
     [ "$(id -u)" -eq 0 ] || die "apt-get download $package busybox-static failed"
     log "download failed: apt-get update, then again"
-    apt-get update -qq >&2
-    (cd "$debs" && apt-get download -q "$package" busybox-static >&2) \
+    apt_get update -qq >&2
+    (cd "$debs" && apt_get download -q "$package" busybox-static >&2) \
         || die "apt-get download $package busybox-static failed"
 fi
 

@@ -25,13 +25,44 @@ require_venv() {
     [ -x "$VENV/bin/python" ] || die "no virtualenv at $VENV: run 'make venv' first"
 }
 
-# Create (or refresh) the ansible_collections/hypervisor/kvm symlink to the repository.
+# Create (or refresh) the ansible_collections/hypervisor/kvm symlink to the repository. Tiers may
+# call this at the same moment: the link is made under a name of its own, then renamed over
+# the old one (rename(2) is atomic), so no caller ever sees it missing or half made.
 link_collection() {
     mkdir -p "$(dirname "$COLLECTION_DIR")"
-    if [ "$(readlink "$COLLECTION_DIR" 2>/dev/null)" != "$REPO_ROOT" ]; then
+    [ "$(readlink "$COLLECTION_DIR" 2>/dev/null)" = "$REPO_ROOT" ] && return 0
+    local new_link=$COLLECTION_DIR.new.$$
+    ln -sfn "$REPO_ROOT" "$new_link"
+    if [ -d "$COLLECTION_DIR" ] && [ ! -L "$COLLECTION_DIR" ]; then
         rm -rf "$COLLECTION_DIR"
-        ln -s "$REPO_ROOT" "$COLLECTION_DIR"
     fi
+    mv -Tf "$new_link" "$COLLECTION_DIR"
+}
+
+# Give this tier a home directory of its own, .tmp/home/NAME (kept between runs of the same
+# checkout, so caches stay warm; a fresh clone starts with none). ansible-test, ansible-core,
+# Molecule and ansible-lint create their state in the home directory on first use
+# (~/.ansible/test/id_rsa, ~/.ansible/tmp, ~/.ansible/test/venv, ~/.cache/molecule,
+# ~/.cache/ansible-compat): tiers that run at the same time would race to create it, and a run
+# would depend on what an earlier one left in root's home. OpenSSH is not affected: it finds
+# ~/.ssh through the password database, not $HOME (the tests pass it their own known_hosts).
+use_own_home() {
+    HOME=$REPO_ROOT/.tmp/home/$1
+    mkdir -p "$HOME"
+    ANSIBLE_HOME=$HOME/.ansible
+    XDG_CACHE_HOME=$HOME/.cache
+    XDG_CONFIG_HOME=$HOME/.config
+    XDG_DATA_HOME=$HOME/.local/share
+    export HOME ANSIBLE_HOME XDG_CACHE_HOME XDG_CONFIG_HOME XDG_DATA_HOME
+}
+
+# apt-get, one call at a time across the test scripts (make deps installs everything up front;
+# these are the fallbacks of scripts that also run alone): two integration streams, or Molecule
+# beside them, could otherwise meet on dpkg's lock and the second would fail at once. dpkg's
+# own lock is waited for too (an unattended upgrade).
+apt_get() {
+    DEBIAN_FRONTEND=noninteractive flock -w 1200 /var/lock/hypervisor-kvm-tests-apt.lock \
+        apt-get -o DPkg::Lock::Timeout=600 "$@"
 }
 
 # Does git see at least one file under $1? (tracked, or untracked but not ignored)

@@ -14,6 +14,16 @@
 # time; the guests of host B (kvm_migration, kvm_remote) are in one group, one after the other.
 # INTEGRATION_JOBS=1 runs them in one stream instead.
 #
+# The streams share nothing that ansible-test writes. Each runs with a home of its own
+# (.tmp/home/integration-groupN: ansible-test makes its SSH key ~/.ansible/test/id_rsa there on
+# first use, and ansible-core its ~/.ansible/tmp) and on a copy of the collection of its own
+# (.tmp/streams/groupN/ansible_collections/hypervisor/kvm, the files git sees, taken when the
+# run starts): ansible-test rewrites tests/integration/inventory and empties
+# tests/output/.tmp/output_dir at the start of every target, and two streams on one tree would
+# meet there. The copy's .cache is a link to the repository's, where host B, the test sshd and
+# the tiny guest keep their state, so both streams find the same host B. A stream's log and
+# results stay in its copy (tests/output) until the next run.
+#
 # Which targets run: ansible-test lists the folders under tests/integration/targets that
 # git knows (tracked, or untracked and not git-ignored) and skips those whose `aliases` file
 # says disabled, unsupported, unstable or hidden. --allow-destructive is passed: the targets
@@ -36,32 +46,57 @@ fi
 # Leftovers of an earlier, failed run would spoil the "first run changed" assertions.
 "$REPO_ROOT/tests/utils/cleanup.sh"
 
-link_collection
-cd "$COLLECTION_DIR"
-# ansible-test resolves its working directory to the real path, outside ansible_collections/:
-# this tells it where the collection is.
-export ANSIBLE_TEST_CONTENT_ROOT=$COLLECTION_DIR
-run_tests() {
-    "$VENV/bin/ansible-test" integration -v --allow-destructive --python-interpreter "$VENV/bin/python" "$@"
+run_tests() {  # run_tests COLLECTION_DIR [ansible-test arguments]: from that copy of the collection
+    # ansible-test resolves its working directory to the real path, outside ansible_collections/
+    # when it is a link: ANSIBLE_TEST_CONTENT_ROOT tells it where the collection is.
+    (cd "$1" && ANSIBLE_TEST_CONTENT_ROOT=$1 "$VENV/bin/ansible-test" integration -v --allow-destructive \
+        --python-interpreter "$VENV/bin/python" "${@:2}")
 }
 
 if [ -n "${TARGETS:-}" ] || [ "$#" -gt 0 ] || [ "${INTEGRATION_JOBS:-2}" = 1 ]; then
+    use_own_home integration
+    link_collection
     # shellcheck disable=SC2086  # TARGETS is a list of words
-    run_tests "$@" ${TARGETS:-}
+    run_tests "$COLLECTION_DIR" "$@" ${TARGETS:-}
     exit
 fi
+
+# copy_collection DEST: the files git sees (tracked and present, or untracked and not ignored),
+# as ansible-test would list them, copied to DEST; DEST/.cache links to the repository's.
+copy_collection() {
+    local dest=$1
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    (
+        cd "$REPO_ROOT"
+        git ls-files -z --cached --others --exclude-standard \
+            | while IFS= read -r -d '' path; do
+                if [ -e "$path" ] || [ -L "$path" ]; then printf '%s\0' "$path"; fi  # not deleted
+            done \
+            | tar --null --no-recursion -T - -cf -
+    ) | tar -C "$dest" -xf -
+    mkdir -p "$REPO_ROOT/.cache"
+    ln -s "$REPO_ROOT/.cache" "$dest/.cache"
+}
 
 logs=$REPO_ROOT/.tmp
 mkdir -p "$logs"
 stream() {  # one group's targets, one after the other; "status seconds" into its .status file
     local group=$1 start status
     start=$(date +%s)
-    if run_tests "shippable/posix/$group/" >"$logs/integration-$group.log" 2>&1; then status=ok; else status=FAILED; fi
+    if (use_own_home "integration-$group" && run_tests "$(stream_collection "$group")" "shippable/posix/$group/") \
+        >"$logs/integration-$group.log" 2>&1; then
+        status=ok
+    else
+        status=FAILED
+    fi
     echo "$status $(($(date +%s) - start))" >"$logs/integration-$group.status"
 }
+stream_collection() { echo "$REPO_ROOT/.tmp/streams/$1/ansible_collections/hypervisor/kvm"; }
 pids=()
 for group in group1 group2; do
     rm -f "$logs/integration-$group.status"
+    copy_collection "$(stream_collection "$group")"
     log "integration: stream $group (targets with the alias shippable/posix/$group), output in .tmp/integration-$group.log"
     stream "$group" &
     pids+=($!)

@@ -6,6 +6,8 @@ set -uo pipefail
 # shellcheck source=tests/utils/common.sh
 . "$(dirname "$0")/common.sh"
 require_venv
+# ansible-lint keeps its cache in ~/.cache/ansible-compat: ~ is .tmp/home/lint (common.sh).
+use_own_home lint
 cd "$REPO_ROOT" || exit 1
 rc=0
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every Molecule scenario under extensions/molecule/<name>/molecule.yml, one after the other
 # (`molecule test -s <name>` from extensions/). SCENARIOS="a b" runs only those.
-# Molecule installs the collection into $ANSIBLE_HOME/collections: ANSIBLE_HOME is a folder
-# under .tmp, so nothing lands in ~/.ansible and `hypervisor.kvm` is always this checkout.
+# Molecule installs the collection into $ANSIBLE_HOME/collections, and keeps each scenario's
+# state in ~/.cache/molecule: this tier has a home of its own (.tmp/home/molecule, common.sh's
+# use_own_home) and ANSIBLE_HOME under .tmp, so nothing lands in root's home, nothing an
+# earlier run left there is read, and `hypervisor.kvm` is always this checkout.
 set -euo pipefail
 # shellcheck source=tests/utils/common.sh
 . "$(dirname "$0")/common.sh"
@@ -24,6 +26,7 @@ fi
 
 "$REPO_ROOT/tests/utils/libvirt-daemon.sh" start
 link_collection
+use_own_home molecule
 
 export ANSIBLE_HOME=$REPO_ROOT/.tmp/molecule/ansible-home
 rm -rf "$ANSIBLE_HOME"

@@ -26,25 +26,26 @@
 # Commands:
 #   start   start the sshd unless it runs in B's current namespace (idempotent). Host B must run
 #           (`second-host.sh start`). The LAST line of stdout is the URI, and nothing else:
-#             qemu+ssh://root@127.0.0.1:PORT/system?keyfile=<abs path of the key>&no_verify=1
+#             qemu+ssh://root@127.0.0.1:PORT/system?keyfile=<state>/client_key&command=<state>/ssh
 #           progress goes to stderr.
-#   stop    stop the sshd this script started, by its pid (nothing else), and remove the
-#           [127.0.0.1]:PORT entry that no_verify=1 made OpenSSH add to root's known_hosts.
+#   stop    stop the sshd this script started, by its pid (nothing else).
 #           `second-host.sh stop` also ends it (it stops every process left in B's namespace).
 #   status  what runs (pid, port, namespace, URI). Exit 0 either way.
 #   uri     the URI; exit 1 when the sshd does not run.
 #
-# Why no_verify=1: the host key is new to root's ~/.ssh/known_hosts. With the OpenSSH transport
-# (qemu+ssh) libvirt turns it into `ssh -o StrictHostKeyChecking=no`, which accepts AND RECORDS an
-# unknown key in ~/.ssh/known_hosts (a changed key is still refused for password logins, but
-# public-key logins go on). libvirt's `known_hosts` parameter exists only for the libssh and
-# libssh2 transports (qemu+libssh://, qemu+libssh2://), not for qemu+ssh.
+# B's host key is checked, against a known_hosts file of our own: libvirt's `known_hosts` URI
+# parameter exists only for the libssh and libssh2 transports, so the URI's `command=` names
+# <state>/ssh, a wrapper that runs OpenSSH with UserKnownHostsFile=<state>/known_hosts (B's key
+# on [127.0.0.1]:PORT) and StrictHostKeyChecking=yes. Nothing is read from or written to root's
+# ~/.ssh (no_verify=1 would record the key there, a file every test run and tier shares).
 #
 # Environment: REMOTE_SSH_PORT, REMOTE_SSH_STATE (default .cache/remote-ssh at the repository
 # root), SECOND_HOST_STATE (passed on to second-host.sh). Needs root.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+# shellcheck source=tests/utils/common.sh
+. "$REPO_ROOT/tests/utils/common.sh"  # apt_get
 SECOND_HOST=$REPO_ROOT/tests/utils/second-host.sh
 STATE=${REMOTE_SSH_STATE:-$REPO_ROOT/.cache/remote-ssh}
 FIRST_PORT=${REMOTE_SSH_PORT:-16539}
@@ -55,7 +56,7 @@ die() { printf 'remote-ssh: ERROR: %s\n' "$*" >&2; exit 1; }
 
 port() { tr -dc '0-9' 2>/dev/null <"$STATE/port" || true; }
 uri() {
-    echo "qemu+ssh://root@127.0.0.1:$(port)/system?keyfile=$STATE/client_key&no_verify=1"
+    echo "qemu+ssh://root@127.0.0.1:$(port)/system?keyfile=$STATE/client_key&command=$STATE/ssh"
 }
 
 b_namespace() {  # the mount namespace of host B, empty when B does not run
@@ -96,8 +97,8 @@ install_openssh_server() {
     log "installing openssh-server (its own service is not started)"
     local rc=0
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -qq --no-install-recommends openssh-server >&2; then
-        apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends openssh-server >&2 || rc=$?
+    if ! apt_get install -y -qq --no-install-recommends openssh-server >&2; then
+        apt_get update -qq >&2 && apt_get install -y -qq --no-install-recommends openssh-server >&2 || rc=$?
     fi
     [ -n "$made_policy" ] && rm -f "$policy"
     if [ "$rc" -ne 0 ] || [ ! -x "$SSHD" ]; then die "could not install openssh-server"; fi
@@ -115,6 +116,18 @@ make_keys() {
     # The one key root may log in with, from loopback only, without forwarding or a pty.
     printf 'restrict,from="127.0.0.1" %s\n' "$(cat "$STATE/client_key.pub")" >"$STATE/authorized_keys"
     chmod 0600 "$STATE/authorized_keys"
+}
+
+write_client() {  # the known_hosts with B's key on port $1, and the ssh the URI's command= runs
+    printf '[127.0.0.1]:%s %s\n' "$1" "$(cut -d' ' -f1,2 "$STATE/ssh_host_ed25519_key.pub")" >"$STATE/known_hosts"
+    cat >"$STATE/ssh" <<EOF
+#!/bin/sh
+# tests/utils/remote-ssh.sh: OpenSSH for the qemu+ssh:// URI of the test sshd (its command=).
+# B's host key is checked against the known_hosts next to this file; root's ~/.ssh is not used.
+exec ssh -o UserKnownHostsFile='$STATE/known_hosts' -o GlobalKnownHostsFile=/dev/null \\
+    -o StrictHostKeyChecking=yes "\$@"
+EOF
+    chmod 0755 "$STATE/ssh"
 }
 
 write_config() {
@@ -157,6 +170,7 @@ start() {
     mkdir -p "$STATE"
     if running; then
         log "sshd already runs in host B (pid $(sshd_pid), port $(port))"
+        write_client "$(port)"
         uri
         return 0
     fi
@@ -173,6 +187,7 @@ start() {
     done
     [ -n "$chosen" ] || die "no free TCP port on 127.0.0.1 between $FIRST_PORT and $((FIRST_PORT + 20))"
     make_keys
+    write_client "$chosen"
     write_config "$chosen"
     echo "$chosen" >"$STATE/port"
     rm -f "$STATE/sshd.pid"
@@ -210,16 +225,6 @@ stop_sshd() {  # SIGTERM the listener (its sessions end with it), up to 10 s, th
     kill -KILL "$pid" 2>/dev/null || true
 }
 
-forget_host_key() {  # what StrictHostKeyChecking=no (no_verify=1) recorded for our port
-    local p known=/root/.ssh/known_hosts
-    p=$(port)
-    [ -n "$p" ] && [ -f "$known" ] || return 0
-    if ssh-keygen -F "[127.0.0.1]:$p" -f "$known" >/dev/null 2>&1; then
-        ssh-keygen -q -R "[127.0.0.1]:$p" -f "$known" >/dev/null 2>&1 && rm -f "$known.old"
-        log "removed [127.0.0.1]:$p from $known"
-    fi
-}
-
 stop() {
     local pid
     pid=$(sshd_pid)
@@ -228,7 +233,6 @@ stop() {
     else
         log "sshd does not run"
     fi
-    forget_host_key
     rm -f "$STATE/sshd.pid" "$STATE/port"
 }
 

@@ -7,7 +7,7 @@
 # as soon as it exists; anything under a git-ignored path (.venv, .tmp, tests/output) is not.
 #
 # --requirements makes ansible-test build one virtualenv per sanity test under
-# ~/.ansible/test/venv (first run ~70 s, then cached). It bootstraps pip in each with a
+# ~/.ansible/test/venv (~ is .tmp/home/sanity) (first run ~70 s, then cached). It bootstraps pip in each with a
 # get-pip script downloaded from ci-files.testing.ansible.com, which is unreachable here: the
 # stand-in written below bootstraps pip from the interpreter's own ensurepip instead, and the
 # pinned pip comes from PyPI.
@@ -15,6 +15,8 @@ set -euo pipefail
 # shellcheck source=tests/utils/common.sh
 . "$(dirname "$0")/common.sh"
 require_venv
+# Its venvs and the get-pip stand-in live in this tier's own home (common.sh, use_own_home).
+use_own_home sanity
 
 [ -f "$REPO_ROOT/galaxy.yml" ] || die "sanity: galaxy.yml is missing; ansible-test needs a collection"
 

@@ -16,7 +16,13 @@ packages=(
     python3-venv
     # ansible-test sanity's shellcheck test (skipped with a warning when it is missing)
     shellcheck
+    # the Debian cloud image (build-cloud-image.sh): root filesystem, partition table, ext4
+    mmdebstrap fdisk e2fsprogs
+    # the test sshd of qemu+ssh:// (remote-ssh.sh); its own service is not started (below)
+    openssh-server
 )
+# Installed here, before any tier runs, so that no test installs a package while another tier
+# runs (the tiers' own installs are fallbacks for when they run alone).
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     log "deps: not a Debian-family system; skipping. Install the equivalents of: ${packages[*]}"
@@ -29,15 +35,29 @@ for package in "${packages[@]}"; do
     [ "${status:0:2}" = "ii" ] || missing+=("$package")
 done
 
-if [ "${#missing[@]}" -eq 0 ]; then
+# build-tiny-guest.sh downloads (never installs) linux-image-amd64's kernel and busybox-static:
+# apt's package lists must know them.
+apt_knows() { apt-cache show "$1" >/dev/null 2>&1; }
+lists_ok=yes
+apt_knows linux-image-amd64 && apt_knows busybox-static || lists_ok=no
+
+if [ "${#missing[@]}" -eq 0 ] && [ "$lists_ok" = yes ]; then
     log "deps: all ${#packages[@]} system packages are installed"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-    die "deps: missing packages (${missing[*]}) and not root: run 'sudo make deps'"
+    die "deps: missing packages (${missing[*]}) or stale package lists, and not root: run 'sudo make deps'"
 fi
 
+apt_get update -qq
+[ "${#missing[@]}" -eq 0 ] && exit 0
 log "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# A package's postinst must not start a service on this machine (openssh-server would listen on
+# every address): policy-rc.d refuses service starts for the duration of the install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# system-deps.sh: no service starts during its install\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
+apt_get install -y -qq --no-install-recommends "${missing[@]}"

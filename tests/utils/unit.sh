@@ -6,6 +6,7 @@ set -euo pipefail
 # shellcheck source=tests/utils/common.sh
 . "$(dirname "$0")/common.sh"
 require_venv
+use_own_home unit
 link_collection
 
 cd "$COLLECTION_DIR"
