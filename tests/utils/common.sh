@@ -40,20 +40,22 @@ link_collection() {
 }
 
 # Give this tier a home directory of its own, .tmp/home/NAME (kept between runs of the same
-# checkout, so caches stay warm; a fresh clone starts with none). ansible-test, ansible-core,
-# Molecule and ansible-lint create their state in the home directory on first use
-# (~/.ansible/test/id_rsa, ~/.ansible/tmp, ~/.ansible/test/venv, ~/.cache/molecule,
-# ~/.cache/ansible-compat): tiers that run at the same time would race to create it, and a run
-# would depend on what an earlier one left in root's home. OpenSSH is not affected: it finds
-# ~/.ssh through the password database, not $HOME (the tests pass it their own known_hosts).
+# checkout, so caches stay warm; a fresh clone starts with none). ansible-test, Molecule and
+# ansible-lint create their state in the home directory on first use (~/.ansible/test/venv and
+# the get-pip stand-in, ~/.cache/molecule, ~/.cache/ansible-compat): a tier would otherwise depend
+# on what an earlier run left in root's home, and tiers running at once would share it. OpenSSH
+# is not affected: it finds ~/.ssh through the password database, not $HOME (the tests give it
+# known_hosts files of their own). Ansible's async jobs go to an absolute directory under it:
+# async_status looks for them in the remote user's home from the password database.
 use_own_home() {
     HOME=$REPO_ROOT/.tmp/home/$1
     mkdir -p "$HOME"
     ANSIBLE_HOME=$HOME/.ansible
+    ANSIBLE_ASYNC_DIR=$HOME/.ansible_async
     XDG_CACHE_HOME=$HOME/.cache
     XDG_CONFIG_HOME=$HOME/.config
     XDG_DATA_HOME=$HOME/.local/share
-    export HOME ANSIBLE_HOME XDG_CACHE_HOME XDG_CONFIG_HOME XDG_DATA_HOME
+    export HOME ANSIBLE_HOME ANSIBLE_ASYNC_DIR XDG_CACHE_HOME XDG_CONFIG_HOME XDG_DATA_HOME
 }
 
 # apt-get, one call at a time across the test scripts (make deps installs everything up front;

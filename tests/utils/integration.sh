@@ -14,15 +14,20 @@
 # time; the guests of host B (kvm_migration, kvm_remote) are in one group, one after the other.
 # INTEGRATION_JOBS=1 runs them in one stream instead.
 #
-# The streams share nothing that ansible-test writes. Each runs with a home of its own
-# (.tmp/home/integration-groupN: ansible-test makes its SSH key ~/.ansible/test/id_rsa there on
-# first use, and ansible-core its ~/.ansible/tmp) and on a copy of the collection of its own
-# (.tmp/streams/groupN/ansible_collections/hypervisor/kvm, the files git sees, taken when the
-# run starts): ansible-test rewrites tests/integration/inventory and empties
-# tests/output/.tmp/output_dir at the start of every target, and two streams on one tree would
-# meet there. The copy's .cache is a link to the repository's, where host B, the test sshd and
-# the tiny guest keep their state, so both streams find the same host B. A stream's log and
-# results stay in its copy (tests/output) until the next run.
+# The streams share nothing that ansible-test writes on first use or per target:
+#   - ansible-test's SSH key pair (~/.ansible/test/id_rsa) is made here, before they start
+#     (ansible_test_key below); each ansible-test would otherwise make it when it is missing, and
+#     the second ssh-keygen would ask whether to overwrite the first one's, with nobody to answer;
+#   - each stream runs on a copy of the collection of its own
+#     (.tmp/streams/groupN/ansible_collections/hypervisor/kvm: the files git sees, taken when the
+#     run starts): ansible-test rewrites tests/integration/inventory and empties
+#     tests/output/.tmp/output_dir at the start of every target, and two streams on one tree
+#     would meet there. The copy's .cache is a link to the repository's, where host B, the test
+#     sshd and the tiny guest keep their state, so both streams find the same host B. A stream's
+#     results stay in its copy (tests/output) until the next run.
+# The targets keep root's home: Ansible finds async jobs under the remote user's home from the
+# password database (async_status), while a task's module would write them under $HOME.
+# ~/.ansible/tmp is Ansible's usual per-run scratch space, which concurrent runs share by design.
 #
 # Which targets run: ansible-test lists the folders under tests/integration/targets that
 # git knows (tracked, or untracked and not git-ignored) and skips those whose `aliases` file
@@ -53,8 +58,26 @@ run_tests() {  # run_tests COLLECTION_DIR [ansible-test arguments]: from that co
         --python-interpreter "$VENV/bin/python" "${@:2}")
 }
 
+# ansible-test's SSH key pair, as ansible-test makes it (SshKey.generate_key_pair in
+# ansible_test/_internal/core_ci.py). A pair an earlier run left is kept when it is whole (the
+# public key is the private key's); anything else is made anew.
+ansible_test_key() {
+    local key=$HOME/.ansible/test/id_rsa
+    if [ -f "$key" ] && [ -f "$key.pub" ] \
+        && [ "$(ssh-keygen -y -f "$key" 2>/dev/null | cut -d' ' -f1,2)" = "$(cut -d' ' -f1,2 "$key.pub")" ]; then
+        return 0
+    fi
+    mkdir -p "$(dirname "$key")"
+    rm -f "$key.new" "$key.new.pub"
+    ssh-keygen -m PEM -q -t rsa -N '' -f "$key.new" </dev/null >/dev/null
+    sed -i 's/\(BEGIN\|END\) PRIVATE KEY/\1 RSA PRIVATE KEY/' "$key.new"
+    mv -f "$key.new.pub" "$key.pub"
+    mv -f "$key.new" "$key"
+    log "integration: made ansible-test's SSH key pair $key"
+}
+ansible_test_key
+
 if [ -n "${TARGETS:-}" ] || [ "$#" -gt 0 ] || [ "${INTEGRATION_JOBS:-2}" = 1 ]; then
-    use_own_home integration
     link_collection
     # shellcheck disable=SC2086  # TARGETS is a list of words
     run_tests "$COLLECTION_DIR" "$@" ${TARGETS:-}
@@ -84,8 +107,7 @@ mkdir -p "$logs"
 stream() {  # one group's targets, one after the other; "status seconds" into its .status file
     local group=$1 start status
     start=$(date +%s)
-    if (use_own_home "integration-$group" && run_tests "$(stream_collection "$group")" "shippable/posix/$group/") \
-        >"$logs/integration-$group.log" 2>&1; then
+    if run_tests "$(stream_collection "$group")" "shippable/posix/$group/" >"$logs/integration-$group.log" 2>&1; then
         status=ok
     else
         status=FAILED
