@@ -147,22 +147,12 @@ class DomainBuilder:
         cpu = self.params.get('cpu')
         if not cpu:
             return
-        mode = cpu.get('mode') or ('custom' if cpu.get('model') else None)
+        mode, topology = check_cpu(cpu, self.params.get('max_vcpus') or self.params.get('vcpus'))
         element = _xml.sub_element(domain, 'cpu', mode=mode)
         if mode == 'custom':
-            if not cpu.get('model'):
-                raise KvmError('cpu.model: required with cpu.mode custom (e.g. Skylake-Client)')
             _xml.sub_element(element, 'model', cpu['model'], fallback='allow')
-        elif cpu.get('model'):
-            raise KvmError(f'cpu.model: only with cpu.mode custom, not {mode}')
-        topology = {key: cpu.get(key) for key in ('sockets', 'cores', 'threads') if cpu.get(key)}
         if topology:
-            sockets, cores, threads = (topology.get(k, 1) for k in ('sockets', 'cores', 'threads'))
-            maximum = self.params.get('max_vcpus') or self.params.get('vcpus')
-            if maximum and sockets * cores * threads != maximum:
-                raise KvmError(f'cpu: sockets * cores * threads = {sockets * cores * threads}, '
-                               f'but the domain has {maximum} vcpus (max_vcpus)')
-            _xml.sub_element(element, 'topology', sockets=sockets, dies=1, cores=cores, threads=threads)
+            _xml.sub_element(element, 'topology', sockets=topology[0], dies=1, cores=topology[1], threads=topology[2])
 
     def add_disks(self, devices) -> None:
         disks = self.params.get('disks')
@@ -351,6 +341,31 @@ def memory_sizes(conn, memory, maximum) -> tuple:
         raise KvmError(f'memory: {format_size(maximum_bytes)} is more than the host has '
                        f'({format_size(host_kib * 1024)})')
     return memory_bytes, maximum_bytes
+
+
+def cpu_options() -> dict:
+    """The suboptions of kvm_domain's ``cpu`` (also those of a kvm_guests guest's)."""
+    return dict(
+        mode=dict(type='str', choices=['host-passthrough', 'host-model', 'maximum', 'custom']),
+        model=dict(type='str'), sockets=dict(type='int'), cores=dict(type='int'), threads=dict(type='int'),
+    )
+
+
+def check_cpu(cpu: dict, max_vcpus, option: str = 'cpu') -> tuple:
+    """(mode, (sockets, cores, threads) or None) of a ``cpu`` option, checked: a model only with
+    mode custom (implied by a model alone), and a topology that adds up to the domain's vcpus."""
+    mode = cpu.get('mode') or ('custom' if cpu.get('model') else None)
+    if mode == 'custom' and not cpu.get('model'):
+        raise KvmError(f'{option}.model: required with {option}.mode custom (e.g. Skylake-Client)')
+    if mode != 'custom' and cpu.get('model'):
+        raise KvmError(f'{option}.model: only with {option}.mode custom, not {mode}')
+    if not any(cpu.get(key) for key in ('sockets', 'cores', 'threads')):
+        return mode, None
+    topology = tuple(int(cpu.get(key) or 1) for key in ('sockets', 'cores', 'threads'))
+    product = topology[0] * topology[1] * topology[2]
+    if max_vcpus and product != max_vcpus:
+        raise KvmError(f'{option}: sockets * cores * threads = {product}, but the domain has {max_vcpus} vcpus (max_vcpus)')
+    return mode, topology
 
 
 def vcpu_counts(vcpus, maximum) -> tuple:

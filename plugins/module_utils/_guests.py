@@ -26,7 +26,9 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain, current_interfaces
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import (
     check_boot_file,
+    check_cpu,
     check_domain_name,
+    cpu_options,
     memory_sizes,
     vcpu_counts,
 )
@@ -55,6 +57,7 @@ def guest_options() -> dict:
         remove_storage=dict(type='bool', default=False),
         memory=dict(type='str'),
         vcpus=dict(type='int'),
+        cpu=dict(type='dict', options=cpu_options()),
         virt_type=dict(type='str', choices=['auto', 'kvm', 'qemu']),
         autostart=dict(type='bool'),
         base_image=dict(type='dict', options=dict(
@@ -251,6 +254,8 @@ class Fleet:
         check(lambda: check_domain_name(guest['name']))
         check(lambda: memory_sizes(self.conn, guest.get('memory') or defaults.get('memory') or '1GiB', None))
         check(lambda: vcpu_counts(guest.get('vcpus') or defaults.get('vcpus') or 1, None))
+        if guest.get('cpu'):
+            check(lambda: check_cpu(guest['cpu'], guest.get('vcpus') or defaults.get('vcpus') or 1))
         if not guest.get('kernel') and (guest.get('initrd') or guest.get('cmdline')):
             problems.append(f'{where}: initrd and cmdline need kernel')
         for key in ('kernel', 'initrd'):
@@ -297,7 +302,7 @@ class Fleet:
             'virt_type': guest.get('virt_type') or defaults.get('virt_type') or 'auto',
             'memory': guest.get('memory') or defaults.get('memory') or '1GiB',
             'vcpus': guest.get('vcpus') or defaults.get('vcpus') or 1,
-            'boot': boot, 'disks': disks,
+            'cpu': guest.get('cpu'), 'boot': boot, 'disks': disks,
             'interfaces': [{'network': net, 'model': 'virtio'}
                            for net in guest.get('networks') or defaults.get('networks') or []],
             'graphics': graphics, 'console': console, 'guest_agent': guest.get('guest_agent'),

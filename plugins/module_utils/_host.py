@@ -188,6 +188,7 @@ def hardware_facts() -> dict:
         },
         'vhost_net': os.path.exists('/dev/vhost-net'),
         'tun': os.path.exists('/dev/net/tun'),
+        'ipv4_routes': ipv4_routes(),
     }
 
 
@@ -234,3 +235,61 @@ def libvirt_facts(conn) -> dict:
         'uefi_available': 'efi' in firmware or bool(loaders),
         'uefi_loaders': loaders,
     }
+
+
+# ---- the IPv4 subnets this host uses ------------------------------------------------------------
+SIOCGIFADDR = 0x8915
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The primary IPv4 address of a network interface of this host (SIOCGIFADDR), or None."""
+    import fcntl  # pylint: disable=import-outside-toplevel  # only the route checks need these
+    import socket  # pylint: disable=import-outside-toplevel
+    import struct  # pylint: disable=import-outside-toplevel
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            packed = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, struct.pack('256s', name[:15].encode()))
+    except OSError:
+        return None
+    return socket.inet_ntoa(packed[20:24])
+
+
+def ipv4_routes(route_text: str | None = None) -> list:
+    """The IPv4 routes of this host but the default route, from /proc/net/route: each with its
+    ``interface``, ``network``, ``prefix`` and the interface's own ``address``. libvirt refuses
+    to start a network whose subnet is exactly one of them ("Network is already in use by
+    interface ...", its check of /proc/net/route)."""
+    import socket  # pylint: disable=import-outside-toplevel
+    import struct  # pylint: disable=import-outside-toplevel
+
+    text = read_text('/proc/net/route') if route_text is None else route_text
+    routes, addresses = [], {}
+    for line in (text or '').splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            destination, mask = int(fields[1], 16), int(fields[7], 16)
+        except ValueError:
+            continue
+        prefix = bin(mask).count('1')
+        if prefix == 0:
+            continue
+        interface = fields[0]
+        if interface not in addresses:
+            addresses[interface] = interface_ipv4(interface) if route_text is None else None
+        route = {'interface': interface, 'network': socket.inet_ntoa(struct.pack('<L', destination)),
+                 'prefix': prefix, 'address': addresses[interface]}
+        if route not in routes:
+            routes.append(route)
+    return routes
+
+
+def route_of_subnet(network: str, prefix: int, routes: list, except_interface: str | None = None) -> dict | None:
+    """The route of ``routes`` whose subnet is exactly network/prefix (libvirt's rule), on an
+    interface other than ``except_interface``; None when the subnet is free."""
+    for route in routes:
+        if route['network'] == network and route['prefix'] == prefix and route['interface'] != except_interface:
+            return route
+    return None

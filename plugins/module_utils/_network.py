@@ -357,6 +357,32 @@ class Network(Resource):
                 plan.warnings.append(f"{conflict} ({'inactive' if not other.isActive() else 'active'}); "
                                      f"{self.label()} and '{other.name()}' cannot run at the same time")
 
+    def check_host_routes(self, definition) -> None:
+        """An IPv4 subnet this host already routes on another interface (its own LAN, say) makes
+        libvirt refuse to start the network ("Network is already in use by interface ..."): that
+        is refused here, while planning, so nothing is defined first. Only where libvirt runs on
+        this host (a local URI): a remote host's routes are not readable from here."""
+        if definition is None or not is_local_uri(self.conn.getURI()):
+            return
+        from ansible_collections.hypervisor.kvm.plugins.module_utils._host import (  # pylint: disable=import-outside-toplevel
+            ipv4_routes,  # only a network about to start needs the host's routes
+            route_of_subnet,
+        )
+        bridge = definition.find('bridge')
+        own_bridge = bridge.get('name') if bridge is not None else None
+        routes = None
+        for ip in definition.findall('ip'):
+            ours = subnet(ip)
+            if ours is None or ours.version != 4:
+                continue
+            routes = ipv4_routes() if routes is None else routes
+            route = route_of_subnet(str(ours.network_address), ours.prefixlen, routes, own_bridge)
+            if route:
+                owner = f"interface {route['interface']}" + (f" (address {route['address']})" if route['address'] else '')
+                raise KvmError(f"ipv4: the subnet {ours} is in use on this host by {owner}, so libvirt would refuse "
+                               f"to start {self.label()} (Network is already in use by interface {route['interface']}); "
+                               "give the network a subnet this host does not use. Nothing was changed.")
+
     # ---- live updates ---------------------------------------------------------------------
     def plan_live_updates(self, before: Snapshot, plan: Plan) -> bool:
         """Hosts, ranges and DNS entries of a running network change with virNetworkUpdate
@@ -421,6 +447,8 @@ class Network(Resource):
         return self.runs_older_definition(before, plan.merged)
 
     def plan_state(self, before: Snapshot, plan: Plan) -> None:
+        if self.starts_now(before):
+            self.check_host_routes(plan.merged if plan.merged is not None else before.xml)
         super().plan_state(before, plan)
         if any(action.name == 'restart' for action in plan.actions):
             # A restart detaches the running guests' interfaces from the bridge: say which

@@ -441,6 +441,7 @@ libvirt_error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import DOMAIN_STATES, Domain
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import cpu_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import apply_unions
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
@@ -462,10 +463,7 @@ def main():
             max_memory=dict(type='str'),
             vcpus=dict(type='int'),
             max_vcpus=dict(type='int'),
-            cpu=dict(type='dict', options=dict(
-                mode=dict(type='str', choices=['host-passthrough', 'host-model', 'maximum', 'custom']),
-                model=dict(type='str'), sockets=dict(type='int'), cores=dict(type='int'), threads=dict(type='int'),
-            )),
+            cpu=dict(type='dict', options=cpu_options()),
             firmware=dict(type='str', choices=['bios', 'efi']),
             secure_boot=dict(type='bool'),
             boot=dict(type='dict', options=dict(

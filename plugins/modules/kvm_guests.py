@@ -97,6 +97,29 @@ options:
       vcpus:
         description: Virtual CPUs. Default O(defaults.vcpus).
         type: int
+      cpu:
+        description:
+          - The guest's CPU model and topology, as M(hypervisor.kvm.kvm_domain)'s
+            O(hypervisor.kvm.kvm_domain#module:cpu) option, for example
+            mode V(custom) with model V(qemu64). Unset leaves it to libvirt (and an existing guest's as it is).
+        type: dict
+        suboptions:
+          mode:
+            description: CPU mode.
+            type: str
+            choices: [host-passthrough, host-model, maximum, custom]
+          model:
+            description: CPU model for V(custom), for example V(Skylake-Client).
+            type: str
+          sockets:
+            description: Sockets (sockets * cores * threads must equal the vcpus).
+            type: int
+          cores:
+            description: Cores per socket.
+            type: int
+          threads:
+            description: Threads per core.
+            type: int
       virt_type:
         description: V(auto), V(kvm) or V(qemu). Default O(defaults.virt_type).
         type: str

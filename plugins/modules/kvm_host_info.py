@@ -102,6 +102,17 @@ tun:
   description: Whether /dev/net/tun exists.
   returned: always
   type: bool
+ipv4_routes:
+  description:
+    - The IPv4 routes of the host the module runs on, but the default route (from
+      C(/proc/net/route)), each with C(interface), C(network), C(prefix) and the interface's
+      own C(address) (its primary IPv4 address, or null).
+    - libvirt refuses to start a virtual network whose subnet is one of them; the
+      P(hypervisor.kvm.kvm_host#role) role picks its C(default) network's subnet from them.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{interface: eth0, network: 192.168.122.0, prefix: 24, address: 192.168.122.57}]
 libvirt:
   description:
     - C(reachable), and when it is C(uri), C(hostname) (the libvirt host's), C(libvirt_version),

@@ -80,6 +80,7 @@ def _reset(connection):
 @pytest.fixture
 def run_module(capsys):
     """Run a module's main() with arguments; return its result (``failed`` is always set)."""
+    from ansible.module_utils import _internal
     from ansible.module_utils.common import warnings as module_warnings
     from ansible.module_utils.testing import patch_module_args
 
@@ -91,8 +92,15 @@ def run_module(capsys):
         args = dict(args)
         if check_mode:
             args['_ansible_check_mode'] = True
-        with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-            main()
+        # A module runs on the target side: once any test has imported Ansible's controller (a
+        # filter, the inventory plugin), module_utils would send warnings to the Display instead
+        # of the result.
+        controller, _internal.is_controller = _internal.is_controller, False
+        try:
+            with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+                main()
+        finally:
+            _internal.is_controller = controller
         result = json.loads(capsys.readouterr().out)
         result['failed'] = bool(exit_info.value.code) or bool(result.get('failed'))
         return result

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Usage: build-cloud-image.sh [CACHE_DIR]
-# Builds a Debian 12 (bookworm) cloud-style qcow2 image from Debian's package repositories, no
-# image download: mmdebstrap makes the root filesystem, then the disk is put together in a plain
-# file, without loop devices or mounts:
+# Usage: build-cloud-image.sh [--release 12|13] [--bare-host] [CACHE_DIR]
+# Builds a Debian 12 (bookworm, the default) or Debian 13 (trixie) cloud-style qcow2 image from
+# Debian's package repositories, no image download: mmdebstrap makes the root filesystem, then
+# the disk is put together in a plain file, without loop devices or mounts:
 #   - an MBR partition table (sfdisk on the file) with one ext4 partition at 1 MiB, filled by
 #     `mkfs.ext4 -d ROOTDIR -E offset=1048576` (a fixed filesystem UUID, named in /etc/fstab);
 #   - GRUB for BIOS inside the image: boot.img in sector 0 (the partition table stays) and a
@@ -20,9 +20,10 @@
 # (linux-image-cloud-amd64 has no AHCI driver: it cannot read the seed on the SATA CD-ROM of a
 # q35 guest). The initramfs holds only the virtio, virtio-scsi, SATA/IDE disk and ext4 drivers
 # (7 MB instead of 36 MB: TCG unpacks and probes it faster).
-# The network is cloud-init's: without a network-config its fallback gives the first NIC DHCP
-# (written to /etc/network/interfaces.d); a NoCloud network-config (version 1 or 2) replaces
-# that. net.ifnames=0 names the first NIC eth0 whatever its PCI slot, so a network-config can
+# The network is cloud-init's: without a network-config in the seed, the image's own
+# (cloud.cfg.d) gives the first NIC DHCPv4 (written to /etc/network/interfaces.d; cloud-init's
+# fallback would add DHCPv6 on Debian 13, which stalls the boot for 5 minutes without a DHCPv6
+# server); a NoCloud network-config (version 1 or 2) replaces that. net.ifnames=0 names the first NIC eth0 whatever its PCI slot, so a network-config can
 # name it without knowing its MAC.
 # First boot belongs to each guest: no hostname, an empty /etc/machine-id, no SSH host keys
 # (systemd and cloud-init's ssh module make them; ECDSA and Ed25519 only, as RSA takes 7 s
@@ -32,19 +33,34 @@
 # Under QEMU emulation (TCG) a guest has its DHCP lease about 40 to 80 s after the start and
 # answers SSH 15 to 35 s later, depending on the host's load; an ACPI shutdown takes about 6 s.
 #
+# --bare-host: a fresh server for the kvm_host role to prepare (the Molecule scenario
+# kvm_host_in_guest). Everything above, and no QEMU, libvirt or their Python bindings; instead an
+# offline apt repository inside the image, /var/local/kvm-host-packages, with exactly the
+# packages the role installs on that release (__kvm_host_packages of
+# roles/kvm_host/vars/Debian.yml) and their dependencies, as apt on this root filesystem resolves
+# them (recommends included, as apt installs them by default). /etc/apt/sources.list names only
+# that repository (`deb [trusted=yes] file:/var/local/kvm-host-packages ./`) and the package
+# lists are empty, as on a fresh cloud image: the role's install refreshes them, then installs
+# for real, and the guest sends no traffic beyond its virtual network. udev does not load the
+# KVM modules at boot (a modprobe.d blacklist, which stops only the autoloading by CPU feature):
+# the role loads them, and they come back after a reboot only if the role persisted them. An offline site does the
+# same with a mirror of its own (docs/kvm-host.md).
+#
 # CACHE_DIR (default: $CLOUD_IMAGE_CACHE, else /var/cache/hypervisor-kvm-tests/cloud-image:
 # outside the repository, where QEMU's user libvirt-qemu can read) gets the image
-# debian-12-cloud-amd64.qcow2 and build-info. The image is reused when this very script built
-# it (its checksum is in build-info): nothing else runs, no apt, no network. The mmdebstrap
-# tarball is cached too (rootfs-<recipe>.tar, keyed by the suite, the mirrors, the package list
-# and the initramfs settings), so a change further down rebuilds the disk from it in about 10 s
-# without downloading. CLOUD_IMAGE_REBUILD=1 rebuilds the disk, CLOUD_IMAGE_REBUILD=all the
+# debian-<release>-<flavor>-amd64.qcow2 (flavor cloud, or bare-host) and its .build-info, each
+# flavor beside the others. An image is reused when this very script built it (its checksum is
+# in the .build-info): nothing else runs, no apt, no network. The mmdebstrap tarball is cached
+# too (rootfs-<image>-<recipe>.tar, keyed by the suite, the mirrors, the package lists and the
+# initramfs settings), so a change further down rebuilds the disk from it in about 10 s
+# without downloading. Builds of one image take turns (a lock per image); different images
+# build at the same time. CLOUD_IMAGE_REBUILD=1 rebuilds the disk, CLOUD_IMAGE_REBUILD=all the
 # tarball too. CLOUD_IMAGE_MIRROR and CLOUD_IMAGE_SECURITY_MIRROR replace deb.debian.org.
 # The last line on stdout is the image's absolute path; everything else goes to stderr.
 #
 # A cold build (about 1.5 to 2 minutes) runs as root on Debian/Ubuntu: it installs what it lacks
-# (mmdebstrap, fdisk, e2fsprogs, qemu-utils) with apt-get, like system-deps.sh, and mmdebstrap
-# downloads the packages from the Debian repositories. It needs about 2 GB free in CACHE_DIR
+# (mmdebstrap, fdisk, e2fsprogs, qemu-utils, apt-utils) with apt-get, like system-deps.sh, and
+# mmdebstrap downloads the packages from the Debian repositories. It needs about 2 GB free in CACHE_DIR
 # while it builds (the tarball of about 700 MB stays).
 set -euo pipefail
 
@@ -52,9 +68,35 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 # shellcheck source=tests/utils/common.sh
 . "$REPO_ROOT/tests/utils/common.sh"  # apt_get
 SCRIPT=$REPO_ROOT/tests/utils/build-cloud-image.sh
-CACHE_DIR=${1:-${CLOUD_IMAGE_CACHE:-/var/cache/hypervisor-kvm-tests/cloud-image}}
-IMAGE_NAME=debian-12-cloud-amd64.qcow2
-SUITE=bookworm
+
+log() { printf 'cloud-image: %s\n' "$*" >&2; }
+die() { printf 'cloud-image: ERROR: %s\n' "$*" >&2; exit 1; }
+elapsed() { awk -v s="$1" -v e="$(date +%s%N)" 'BEGIN { printf "%.1f", (e - s) / 1e9 }'; }
+
+USAGE='build-cloud-image.sh [--release 12|13] [--bare-host] [CACHE_DIR]'
+RELEASE=12
+BARE_HOST=no
+cache_arg=''
+while [ "$#" -gt 0 ]; do
+    case $1 in
+        --release) [ "$#" -ge 2 ] || die "--release needs 12 or 13 (usage: $USAGE)"; RELEASE=$2; shift 2 ;;
+        --release=*) RELEASE=${1#*=}; shift ;;
+        --bare-host) BARE_HOST=yes; shift ;;
+        -h | --help) printf 'usage: %s\n' "$USAGE"; exit 0 ;;
+        -*) die "unknown option $1 (usage: $USAGE)" ;;
+        *) [ -z "$cache_arg" ] || die "one CACHE_DIR only (usage: $USAGE)"; cache_arg=$1; shift ;;
+    esac
+done
+case $RELEASE in
+    12) SUITE=bookworm ;;
+    13) SUITE=trixie ;;
+    *) die "--release $RELEASE: 12 (bookworm) or 13 (trixie)" ;;
+esac
+FLAVOR=cloud
+[ "$BARE_HOST" = yes ] && FLAVOR=bare-host
+STEM=debian-$RELEASE-$FLAVOR-amd64
+IMAGE_NAME=$STEM.qcow2
+CACHE_DIR=${cache_arg:-${CLOUD_IMAGE_CACHE:-/var/cache/hypervisor-kvm-tests/cloud-image}}
 MIRROR=${CLOUD_IMAGE_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${CLOUD_IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 DISK_SIZE_MIB=2048
@@ -87,10 +129,15 @@ DISABLED_UNITS=(
     timers.target.wants/dpkg-db-backup.timer timers.target.wants/e2scrub_all.timer
     timers.target.wants/fstrim.timer multi-user.target.wants/e2scrub_reap.service
 )
-
-log() { printf 'cloud-image: %s\n' "$*" >&2; }
-die() { printf 'cloud-image: ERROR: %s\n' "$*" >&2; exit 1; }
-elapsed() { awk -v s="$1" -v e="$(date +%s%N)" 'BEGIN { printf "%.1f", (e - s) / 1e9 }'; }
+# The bare host's offline repository, and what goes into it: the kvm_host role's own package list.
+REPO_DIR=/var/local/kvm-host-packages
+HOST_PACKAGES=()
+if [ "$BARE_HOST" = yes ]; then
+    role_vars=$REPO_ROOT/roles/kvm_host/vars/Debian.yml
+    mapfile -t HOST_PACKAGES < <(awk '/^__kvm_host_packages:/ { inlist = 1; next }
+        inlist && /^ *- / { print $2; next } inlist { exit }' "$role_vars")
+    [ "${#HOST_PACKAGES[@]}" -gt 0 ] || die "no __kvm_host_packages list in $role_vars"
+fi
 
 script_sum=$(sha256sum "$SCRIPT" | cut -c1-16)
 sources=(
@@ -102,18 +149,32 @@ FSTAB="UUID=$ROOT_UUID / ext4 errors=remount-ro 0 1"
 # The drivers the initramfs needs to mount the root filesystem from a virtio, virtio-scsi,
 # SATA (AHCI) or IDE disk; MODULES=list keeps it to those (7 MB instead of 36 MB with
 # MODULES=most, which TCG unpacks and probes slowly). crc32c: ext4's metadata checksums.
-INITRAMFS_MODULES=(virtio_pci virtio_blk virtio_scsi sd_mod ahci ata_piix ext4 crc32c_generic)
+# sr_mod: the seed's CD-ROM is there before cloud-init's first stage looks for it (on Debian 13
+# it started 2 s before udev loaded sr_mod from the root filesystem, found no seed, and the
+# guest came up as "localhost" without its user).
+INITRAMFS_MODULES=(virtio_pci virtio_blk virtio_scsi sd_mod sr_mod ahci ata_piix ext4 crc32c_generic)
 # Runs in mmdebstrap before any package is installed, so that the kernel's postinst builds the
 # initramfs with these settings and with e2fsck for the root filesystem from /etc/fstab.
 SETUP_HOOK="echo '$FSTAB' >\"\$1/etc/fstab\" \
 && mkdir -p \"\$1/etc/initramfs-tools/conf.d\" \"\$1/usr/share/initramfs-tools/modules.d\" \
 && echo MODULES=list >\"\$1/etc/initramfs-tools/conf.d/hypervisor-kvm.conf\" \
 && printf '%s\\n' ${INITRAMFS_MODULES[*]} >\"\$1/usr/share/initramfs-tools/modules.d/hypervisor-kvm\""
-recipe_sum=$(printf '%s\n' "$SUITE" "${sources[@]}" "${PACKAGES[@]}" "${DPKG_OPTS[@]}" "$SETUP_HOOK" \
+# The bare host: after the packages are installed, apt downloads what the kvm_host role would
+# install (recommends included) into the offline repository's directory, inside the chroot;
+# mmdebstrap's own .debs stay where they are and are cleaned up as usual.
+CUSTOMIZE_HOOK=''
+if [ "$BARE_HOST" = yes ]; then
+    CUSTOMIZE_HOOK="mkdir -p \"\$1$REPO_DIR/partial\" \
+&& chroot \"\$1\" apt-get install --download-only --yes -o APT::Install-Recommends=true \
+-o Dir::Cache::Archives=$REPO_DIR/ ${HOST_PACKAGES[*]} \
+&& rm -rf \"\$1$REPO_DIR/partial\" \"\$1$REPO_DIR/lock\""
+fi
+recipe_sum=$(printf '%s\n' "$SUITE" "${sources[@]}" "${PACKAGES[@]}" "${DPKG_OPTS[@]}" "$SETUP_HOOK" "$CUSTOMIZE_HOOK" \
     | sha256sum | cut -c1-16)
+BUILD_INFO=$STEM.build-info
 
 cached() {
-    [ -s "$CACHE_DIR/$IMAGE_NAME" ] && grep -qx "script=$script_sum" "$CACHE_DIR/build-info" 2>/dev/null
+    [ -s "$CACHE_DIR/$IMAGE_NAME" ] && grep -qx "script=$script_sum" "$CACHE_DIR/$BUILD_INFO" 2>/dev/null
 }
 
 mkdir -p "$CACHE_DIR"
@@ -121,13 +182,13 @@ CACHE_DIR=$(cd "$CACHE_DIR" && pwd -P)
 IMAGE=$CACHE_DIR/$IMAGE_NAME
 rebuild=${CLOUD_IMAGE_REBUILD:-0}
 if [ "$rebuild" = 0 ] && cached; then
-    log "reusing $IMAGE ($(grep '^kernel=' "$CACHE_DIR/build-info" | cut -d= -f2))"
+    log "reusing $IMAGE ($(grep '^kernel=' "$CACHE_DIR/$BUILD_INFO" | cut -d= -f2))"
     printf '%s\n' "$IMAGE"
     exit 0
 fi
 
-# One build at a time per cache (parallel test runs); the second one reuses the first's.
-exec 9>"$CACHE_DIR/.lock"
+# One build of an image at a time (parallel test runs); the second one reuses the first's.
+exec 9>"$CACHE_DIR/.lock-$STEM"
 flock 9
 if [ "$rebuild" = 0 ] && cached; then
     log "reusing $IMAGE (built by a concurrent run)"
@@ -141,7 +202,7 @@ start=$(date +%s%N)
 
 # ---- build dependencies, only the missing ones -----------------------------------------------
 missing=()
-for package in mmdebstrap fdisk e2fsprogs qemu-utils; do
+for package in mmdebstrap fdisk e2fsprogs qemu-utils apt-utils; do
     status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null || true)
     [ "${status:0:2}" = "ii" ] || missing+=("$package")
 done
@@ -155,13 +216,17 @@ fi
 mkfs.ext4 -V 2>&1 | awk 'NR == 1 { split($2, v, "."); exit !(v[1] > 1 || (v[1] == 1 && v[2] >= 43)) }' \
     || die "mkfs.ext4 is older than 1.43 (no -d): $(mkfs.ext4 -V 2>&1 | head -n 1)"
 
-# What a killed build left (this one holds the lock: no other build runs).
-rm -rf "$CACHE_DIR"/.build.*
-work=$(mktemp -d "$CACHE_DIR/.build.XXXXXX")
+# What a killed build of this image left (this one holds its lock: no other build of it runs),
+# and what versions of this script before the per-image names left: the shared build-info of
+# debian-12-cloud-amd64.qcow2 and root filesystem tarballs named rootfs-<recipe>.tar.
+rm -rf "$CACHE_DIR"/.build."$STEM".*
+rm -f "$CACHE_DIR/build-info" "$CACHE_DIR/.lock"
+find "$CACHE_DIR" -maxdepth 1 -regextype posix-extended -regex '.*/rootfs-[0-9a-f]{16}[.]tar' -delete
+work=$(mktemp -d "$CACHE_DIR/.build.$STEM.XXXXXX")
 trap 'rm -rf -- "$work"' EXIT
 
 # ---- the root filesystem: mmdebstrap's tarball, cached by recipe ------------------------------
-tarball=$CACHE_DIR/rootfs-$recipe_sum.tar
+tarball=$CACHE_DIR/rootfs-$STEM-$recipe_sum.tar
 if [ "$rebuild" = all ] || [ ! -s "$tarball" ]; then
     log "mmdebstrap $SUITE (${#PACKAGES[@]} packages and their dependencies)"
     tar_start=$(date +%s%N)
@@ -170,11 +235,13 @@ if [ "$rebuild" = all ] || [ ! -s "$tarball" ]; then
         dpkg_args+=("--dpkgopt=$opt")
     done
     # --skip=output/dev: no device nodes in the tarball (devtmpfs provides them at boot).
-    mmdebstrap --quiet --variant=minbase --format=tar --skip=output/dev --setup-hook="$SETUP_HOOK" \
+    hooks=(--setup-hook="$SETUP_HOOK")
+    [ -z "$CUSTOMIZE_HOOK" ] || hooks+=(--customize-hook="$CUSTOMIZE_HOOK")
+    mmdebstrap --quiet --variant=minbase --format=tar --skip=output/dev "${hooks[@]}" \
         --include="$(IFS=,; echo "${PACKAGES[*]}")" "${dpkg_args[@]}" \
         "$SUITE" "$work/rootfs.tar" "${sources[@]}" >&2 \
         || die "mmdebstrap failed (are the Debian repositories reachable?)"
-    rm -f "$CACHE_DIR"/rootfs-*.tar
+    rm -f "$CACHE_DIR"/rootfs-"$STEM"-*.tar
     mv "$work/rootfs.tar" "$tarball"
     log "root filesystem tarball in $(elapsed "$tar_start") s: $(du -h "$tarball" | cut -f1)"
 else
@@ -187,13 +254,44 @@ tar -C "$root" -xpf "$tarball" --numeric-owner --xattrs --xattrs-include='*'
 # The mount point of devtmpfs (the tarball has no /dev).
 mkdir -m 0755 "$root/dev"
 
+# ---- the bare host's offline repository --------------------------------------------------------
+repo_count=0
+repo_size=''
+if [ "$BARE_HOST" = yes ]; then
+    repo=$root$REPO_DIR
+    repo_count=$(find "$repo" -maxdepth 1 -name '*.deb' | wc -l)
+    [ "$repo_count" -gt 0 ] || die "the root filesystem has no .deb in $REPO_DIR (mmdebstrap's customize hook)"
+    # A flat repository: Packages and an (unsigned) Release; the source says trusted=yes.
+    (cd "$repo" && apt-ftparchive packages . >Packages && gzip -9kf Packages && apt-ftparchive release . >Release)
+    repo_size=$(du -sh "$repo" | cut -f1)
+    printf '# hypervisor.kvm test image (tests/utils/build-cloud-image.sh --bare-host): only the offline\n# repository with what the kvm_host role installs; no network mirror.\ndeb [trusted=yes] file:%s ./\n' \
+        "$REPO_DIR" >"$root/etc/apt/sources.list"
+    rm -f "$root"/etc/apt/sources.list.d/*.list "$root"/etc/apt/sources.list.d/*.sources
+    # Empty package lists, as on a fresh cloud image: the role refreshes them before it installs.
+    find "$root/var/lib/apt/lists" -mindepth 1 -maxdepth 1 -type f -delete
+    # udev would load kvm_amd/kvm_intel at boot by the CPU's svm/vmx feature alias. A blacklist
+    # stops only that (modprobe by name and /etc/modules-load.d still load them): the modules are
+    # absent until the role loads them, and back after a reboot only if the role persisted them.
+    cat >"$root/etc/modprobe.d/hypervisor-kvm-bare-host.conf" <<'EOF'
+# hypervisor.kvm test image (build-cloud-image.sh --bare-host): KVM modules are not loaded by
+# udev at boot, so the kvm_host role is the one that loads (and persists) them.
+blacklist kvm_amd
+blacklist kvm_intel
+blacklist kvm
+EOF
+    log "offline repository $REPO_DIR: $repo_count packages, $repo_size (${HOST_PACKAGES[*]} and their dependencies)"
+fi
+
 # ---- first boot belongs to each guest ---------------------------------------------------------
 rm -f "$root"/etc/ssh/ssh_host_*_key "$root"/etc/ssh/ssh_host_*_key.pub
 rm -f "$root/etc/hostname" "$root/etc/resolv.conf" "$root/var/lib/dbus/machine-id"
 : >"$root/etc/machine-id"
 for unit in "${DISABLED_UNITS[@]}"; do
-    [ -L "$root/etc/systemd/system/$unit" ] || die "no $unit to disable in the root filesystem"
-    rm -f "$root/etc/systemd/system/$unit"
+    if [ -L "$root/etc/systemd/system/$unit" ]; then
+        rm -f "$root/etc/systemd/system/$unit"
+    else
+        log "Debian $RELEASE enables no $unit: nothing to disable"
+    fi
 done
 find "$root/var/log" -type f -delete
 rm -rf "$root"/var/lib/cloud/* "$root"/tmp/* "$root"/var/tmp/*
@@ -222,6 +320,15 @@ ssh_genkeytypes: [ecdsa, ed25519]
 # No grub-pc package (GRUB is embedded by the image build): nothing to tell debconf.
 grub_dpkg:
   enabled: false
+# Without a network-config in the seed: DHCPv4 on the first NIC (net.ifnames=0 names it eth0).
+# cloud-init's own fallback on Debian 13 adds `iface eth0 inet6 dhcp`, and with no DHCPv6 server
+# networking.service then waits 5 minutes and fails, at every boot. A seed's network-config
+# still replaces this.
+network:
+  version: 2
+  ethernets:
+    eth0:
+      dhcp4: true
 EOF
 
 # ---- GRUB: configuration, modules and core.img from the image's own grub-pc-bin ---------------
@@ -235,7 +342,7 @@ terminal_input serial console
 terminal_output serial console
 set default=0
 set timeout=0
-menuentry 'Debian GNU/Linux 12 (cloud image)' {
+menuentry 'Debian GNU/Linux $RELEASE ($FLAVOR image)' {
     linux /vmlinuz root=UUID=$ROOT_UUID ro console=tty0 console=ttyS0,115200 net.ifnames=0
     initrd /initrd.img
 }
@@ -284,12 +391,15 @@ chmod 0644 "$work/$IMAGE_NAME"
     echo "recipe=$recipe_sum"
     echo "kernel=$kver"
     echo "root_uuid=$ROOT_UUID"
+    echo "release=$RELEASE"
+    echo "flavor=$FLAVOR"
     echo "packages=${PACKAGES[*]}"
+    [ "$BARE_HOST" = no ] || echo "offline_repository=$REPO_DIR: ${HOST_PACKAGES[*]} ($repo_count packages, $repo_size)"
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } >"$work/build-info"
-rm -f "$CACHE_DIR/build-info"  # not "cached" until the image is in place
+rm -f "$CACHE_DIR/$BUILD_INFO"  # not "cached" until the image is in place
 mv -f "$work/$IMAGE_NAME" "$IMAGE"
-mv -f "$work/build-info" "$CACHE_DIR/build-info"
+mv -f "$work/build-info" "$CACHE_DIR/$BUILD_INFO"
 chmod 0755 "$CACHE_DIR"
 
 log "built in $(elapsed "$start") s: $IMAGE, $(du -h "$IMAGE" | cut -f1) on disk," \

@@ -133,3 +133,31 @@ def test_kvm_host_info_module(conn, run_module):
     assert 'bogus:///nowhere' in unreachable['libvirt']['reason']
     skipped = run_module(kvm_host_info.main, {'libvirt': False})
     assert skipped['libvirt'] == {'reachable': False, 'reason': 'not asked (libvirt: false)'}
+
+
+ROUTES = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t017AA8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t007AA8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+virbr1\t007CA8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+wg0\t0000000A\t00000000\t0001\t0\t0\t0\t000000FF\t0\t0\t0
+"""
+
+
+def test_routes_are_read_as_libvirt_reads_them_without_the_default_route():
+    routes = _host.ipv4_routes(ROUTES)
+    assert routes == [
+        {'interface': 'eth0', 'network': '192.168.122.0', 'prefix': 24, 'address': None},
+        {'interface': 'virbr1', 'network': '192.168.124.0', 'prefix': 24, 'address': None},
+        {'interface': 'wg0', 'network': '10.0.0.0', 'prefix': 8, 'address': None},
+    ]
+    assert _host.route_of_subnet('192.168.122.0', 24, routes)['interface'] == 'eth0'
+    # libvirt's rule is the exact subnet: a /25 inside it, or a network's own bridge, is not a collision
+    assert _host.route_of_subnet('192.168.122.0', 25, routes) is None
+    assert _host.route_of_subnet('192.168.124.0', 24, routes, except_interface='virbr1') is None
+    assert _host.ipv4_routes('') == [] and _host.ipv4_routes('header only\nbroken line\n') == []
+
+
+def test_this_hosts_routes_name_the_interfaces_address():
+    routes = _host.ipv4_routes()
+    assert all(set(route) == {'interface', 'network', 'prefix', 'address'} for route in routes)
+    assert all(route['prefix'] > 0 for route in routes)

@@ -191,3 +191,30 @@ def test_user_data_shows_in_results_but_its_passwords_do_not(conn, run_module):
     assert not result['failed'], result.get('msg')
     assert result['guests'][0]['name'] == 'kvmtest-fleet-ud'  # short words of user-data mask nothing
     assert 'kvmtest-s3cret' not in json.dumps(result)
+
+
+def test_a_guest_cpu_is_kvm_domains_option_defined_then_kept(conn, run_module):
+    pinned = guests(1, cpu={'mode': 'custom', 'model': 'qemu64'}) + guests(2)[1:]
+    first = run_module(kvm_guests.main, fleet(pinned))
+    assert not first['failed'] and first['changed']
+    xml = conn.lookupByName('kvmtest-fleet-0').XMLDesc(0)
+    assert "<cpu mode='custom'" in xml and '>qemu64</model>' in xml
+    assert '<cpu' not in conn.lookupByName('kvmtest-fleet-1').XMLDesc(0)
+    assert not run_module(kvm_guests.main, fleet(pinned))['changed']
+    changed = run_module(kvm_guests.main, fleet(guests(1, cpu={'mode': 'custom', 'model': 'kvm64'})), check_mode=True)
+    assert changed['changed'] and changed['guests'][0]['actions']['domain'] == ['define']
+
+
+def test_a_guest_cpu_is_checked_before_anything_changes(conn, run_module):
+    bad = [{'name': 'kvmtest-fleet-a', 'cpu': {'mode': 'custom'}},
+           {'name': 'kvmtest-fleet-b', 'vcpus': 2, 'cpu': {'sockets': 1, 'cores': 1}},
+           {'name': 'kvmtest-fleet-c', 'cpu': {'mode': 'host-model', 'model': 'qemu64'}}]
+    result = run_module(kvm_guests.main, fleet(bad))
+    assert result['failed'] and not result['changed']
+    for words in ('guests[0] (kvmtest-fleet-a): cpu.model: required with cpu.mode custom',
+                  'guests[1] (kvmtest-fleet-b): cpu: sockets * cores * threads = 1, but the domain has 2 vcpus',
+                  'guests[2] (kvmtest-fleet-c): cpu.model: only with cpu.mode custom, not host-model'):
+        assert words in result['msg']
+    assert domain_names(conn) == []
+    typo = run_module(kvm_guests.main, fleet([{'name': 'kvmtest-fleet-d', 'cpu': {'modle': 'custom'}}]))
+    assert typo['failed'] and 'modle' in typo['msg'] and domain_names(conn) == []
