@@ -16,7 +16,8 @@ VENV_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements-dev.txt | cut -c1-16
 #   SCENARIOS="default"                Molecule scenarios to run (default: all)
 #   PYTEST_ARGS="-x -k pool"           extra pytest arguments for test-unit
 #   SANITY_ARGS="--test pep8"          extra ansible-test arguments for sanity
-export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS
+#   CLOUD_IMAGE_ARGS="--release 13 --bare-host"   which image cloud-image builds
+export TARGETS SCENARIOS PYTEST_ARGS SANITY_ARGS CLOUD_IMAGE_ARGS
 
 .PHONY: help venv deps libvirt-start libvirt-stop libvirt-status test-clean test-unit \
 	test-integration test-molecule sanity lint test demo demo-clean tiny-guest bench \
@@ -85,8 +86,8 @@ lint: $(VENV_STAMP) ## ruff check, then ansible-lint --profile production on rol
 test: ## everything: deps, venv, libvirt-start, then every test tier and the linters, with a summary
 	@MAKE="$(MAKE)" $(TIMED) test $(UTILS)/test-all.sh
 
-cloud-image: ## build (or reuse) the Debian 12 cloud test image (mmdebstrap, GRUB, cloud-init) in /var/cache/hypervisor-kvm-tests/cloud-image
-	@$(TIMED) cloud-image $(UTILS)/build-cloud-image.sh
+cloud-image: ## build (or reuse) a Debian cloud test image (mmdebstrap, GRUB, cloud-init; CLOUD_IMAGE_ARGS="--release 12|13 --bare-host") in /var/cache/hypervisor-kvm-tests/cloud-image
+	@$(TIMED) cloud-image $(UTILS)/build-cloud-image.sh $(CLOUD_IMAGE_ARGS)
 
 bench: deps $(VENV_STAMP) libvirt-start ## speed as ratios in one run: anchor work vs community.libvirt, ping floors, 20-guest role, 200-guest fleet, payloads (not in make test)
 	@$(TIMED) bench $(VENV)/bin/python $(UTILS)/bench.py

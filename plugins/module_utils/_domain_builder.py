@@ -364,7 +364,8 @@ def check_cpu(cpu: dict, max_vcpus, option: str = 'cpu') -> tuple:
     topology = tuple(int(cpu.get(key) or 1) for key in ('sockets', 'cores', 'threads'))
     product = topology[0] * topology[1] * topology[2]
     if max_vcpus and product != max_vcpus:
-        raise KvmError(f'{option}: sockets * cores * threads = {product}, but the domain has {max_vcpus} vcpus (max_vcpus)')
+        raise KvmError(f'{option}: sockets * cores * threads = {product}, '
+                       f'but the domain has {max_vcpus} vcpus (max_vcpus)')
     return mode, topology
 
 

@@ -378,10 +378,11 @@ class Network(Resource):
             routes = ipv4_routes() if routes is None else routes
             route = route_of_subnet(str(ours.network_address), ours.prefixlen, routes, own_bridge)
             if route:
-                owner = f"interface {route['interface']}" + (f" (address {route['address']})" if route['address'] else '')
-                raise KvmError(f"ipv4: the subnet {ours} is in use on this host by {owner}, so libvirt would refuse "
-                               f"to start {self.label()} (Network is already in use by interface {route['interface']}); "
-                               "give the network a subnet this host does not use. Nothing was changed.")
+                interface = route['interface']
+                owner = f'interface {interface}' + (f" (address {route['address']})" if route['address'] else '')
+                raise KvmError(f'ipv4: the subnet {ours} is in use on this host by {owner}, so libvirt would refuse '
+                               f'to start {self.label()} (Network is already in use by interface {interface}); '
+                               'give the network a subnet this host does not use. Nothing was changed.')
 
     # ---- live updates ---------------------------------------------------------------------
     def plan_live_updates(self, before: Snapshot, plan: Plan) -> bool:

@@ -42,8 +42,8 @@
 # that repository (`deb [trusted=yes] file:/var/local/kvm-host-packages ./`) and the package
 # lists are empty, as on a fresh cloud image: the role's install refreshes them, then installs
 # for real, and the guest sends no traffic beyond its virtual network. udev does not load the
-# KVM modules at boot (a modprobe.d blacklist, which stops only the autoloading by CPU feature):
-# the role loads them, and they come back after a reboot only if the role persisted them. An offline site does the
+# KVM modules at boot by CPU feature (a rule empties the CPU devices' modalias): the role loads
+# them, and they come back after a reboot only if the role persisted them. An offline site does the
 # same with a mirror of its own (docs/kvm-host.md).
 #
 # CACHE_DIR (default: $CLOUD_IMAGE_CACHE, else /var/cache/hypervisor-kvm-tests/cloud-image:
@@ -269,15 +269,20 @@ if [ "$BARE_HOST" = yes ]; then
     rm -f "$root"/etc/apt/sources.list.d/*.list "$root"/etc/apt/sources.list.d/*.sources
     # Empty package lists, as on a fresh cloud image: the role refreshes them before it installs.
     find "$root/var/lib/apt/lists" -mindepth 1 -maxdepth 1 -type f -delete
-    # udev would load kvm_amd/kvm_intel at boot by the CPU's svm/vmx feature alias. A blacklist
-    # stops only that (modprobe by name and /etc/modules-load.d still load them): the modules are
-    # absent until the role loads them, and back after a reboot only if the role persisted them.
-    cat >"$root/etc/modprobe.d/hypervisor-kvm-bare-host.conf" <<'EOF'
-# hypervisor.kvm test image (build-cloud-image.sh --bare-host): KVM modules are not loaded by
-# udev at boot, so the kvm_host role is the one that loads (and persists) them.
-blacklist kvm_amd
-blacklist kvm_intel
-blacklist kvm
+    # dpkg without an fsync per unpacked file, as in container images: the role's install of
+    # about 400 packages under QEMU emulation is the longest step of the test that uses this
+    # image, and a test host that crashes mid-install is thrown away anyway.
+    printf '# hypervisor.kvm test image: no fsync per file (a throw-away test host)\nforce-unsafe-io\n' \
+        >"$root/etc/dpkg/dpkg.cfg.d/hypervisor-kvm-unsafe-io"
+    # udev would load kvm_amd/kvm_intel at boot by the CPU's svm/vmx feature (the CPU devices'
+    # modalias). This rule empties that modalias, so nothing loads them by CPU feature: they are
+    # absent until the role loads them, and back after a reboot only because the role wrote
+    # /etc/modules-load.d/kvm.conf. (A modprobe.d blacklist would not do: systemd-modules-load
+    # honours it too, and the modules would never come back.)
+    cat >"$root/etc/udev/rules.d/70-hypervisor-kvm-no-cpu-modalias.rules" <<'EOF'
+# hypervisor.kvm test image (build-cloud-image.sh --bare-host): no module is loaded by CPU feature,
+# so the kvm_host role is the one that loads (and persists) kvm and kvm_amd/kvm_intel.
+ACTION=="add", SUBSYSTEM=="cpu", ENV{MODALIAS}=""
 EOF
     log "offline repository $REPO_DIR: $repo_count packages, $repo_size (${HOST_PACKAGES[*]} and their dependencies)"
 fi

@@ -44,7 +44,8 @@ def test_an_existing_default_network_keeps_its_subnet_while_it_is_free():
 def test_an_existing_default_network_on_the_hosts_own_subnet_moves():
     moved = default_network_ipv4([LAN_122], networks=[network('default', '192.168.122.1')])
     assert moved['subnet'] == '192.168.124.0/24' and not moved['kept']
-    assert moved['reason'].startswith('the existing network default moves to 192.168.124.0/24: 192.168.122.0/24 is used')
+    assert moved['reason'].startswith('the existing network default moves to 192.168.124.0/24: '
+                                      '192.168.122.0/24 is used')
 
 
 def test_bad_input_is_a_clear_filter_error():
