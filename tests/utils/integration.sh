@@ -133,6 +133,12 @@ for group in group1 group2; do
         failed=1
         log "---- the end of .tmp/integration-$group.log ----"
         tail -n 200 "$logs/integration-$group.log"
+        # What failed, whatever the tail shows (a target's cleanup can fill 200 lines).
+        log "---- the failures in .tmp/integration-$group.log ----"
+        # (also kept in .tmp/failures-integration-GROUP.txt: test-all.sh repeats it at the end)
+        grep -n -E '^(fatal|failed): |^FATAL: |^TASK \[' "$logs/integration-$group.log" \
+            | grep -B1 -E '^[0-9]+:(fatal|failed): |^[0-9]+:FATAL: ' | grep -v '^--$' | cut -c1-1500 | tail -n 40 \
+            | tee "$logs/failures-integration-$group.txt" || true
     fi
 done
 exit "$failed"

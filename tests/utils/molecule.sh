@@ -37,8 +37,22 @@ export MOLECULE_NO_LOG=${MOLECULE_NO_LOG:-false}
 failed=()
 for scenario in "${scenarios[@]}"; do
     log "molecule: scenario $scenario"
-    "$REPO_ROOT/tests/utils/timed.sh" "molecule $scenario" molecule test -s "$scenario" || failed+=("$scenario")
+    # The output goes to the terminal and to .tmp/molecule-<scenario>.log; a failure's lines are
+    # repeated at the end, where a CI log's tail shows them.
+    mkdir -p "$REPO_ROOT/.tmp"
+    scenario_log=$REPO_ROOT/.tmp/molecule-$scenario.log
+    if ! "$REPO_ROOT/tests/utils/timed.sh" "molecule $scenario" molecule test -s "$scenario" 2>&1 | tee "$scenario_log"; then
+        failed+=("$scenario")
+    fi
 done
 if [ "${#failed[@]}" -gt 0 ]; then
+    for scenario in "${failed[@]}"; do
+        log "---- the failures in .tmp/molecule-$scenario.log ----"
+        sed 's/\x1b\[[0-9;]*m//g' "$REPO_ROOT/.tmp/molecule-$scenario.log" \
+            | grep -E 'fatal: |failed: |FAILED!|CRITICAL|ERROR|TASK \[' \
+            | grep -v 'glob failed' | grep -B1 -E 'fatal: |failed: |FAILED!|CRITICAL|ERROR' \
+            | grep -v '^--$' | cut -c1-1500 | tail -n 40 \
+            | tee "$REPO_ROOT/.tmp/failures-molecule-$scenario.txt" || true
+    done
     die "molecule: failed scenarios: ${failed[*]}"
 fi

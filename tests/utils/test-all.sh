@@ -13,6 +13,8 @@ times=()
 failed=0
 venv_ok=yes
 total_start=$(date +%s%N)
+# The tiers keep what failed in .tmp/failures-*.txt; the end of this output repeats them.
+rm -f "$REPO_ROOT"/.tmp/failures-*.txt
 
 for step in "${steps[@]}"; do
     echo
@@ -45,4 +47,13 @@ for i in "${!steps[@]}"; do
     printf '%-18s %-7s %7s s\n' "${steps[$i]}" "${statuses[$i]}" "${times[$i]}"
 done
 printf '%-18s %-7s %7s s\n' total "$([ "$failed" -eq 0 ] && echo ok || echo FAILED)" "$total"
-[ "$failed" -eq 0 ] || { echo "$failed step(s) failed"; exit 1; }
+if [ "$failed" -ne 0 ]; then
+    for file in "$REPO_ROOT"/.tmp/failures-*.txt; do
+        [ -s "$file" ] || continue
+        echo
+        echo "==== ${file#"$REPO_ROOT"/}"
+        cat "$file"
+    done
+    echo "$failed step(s) failed"
+    exit 1
+fi
