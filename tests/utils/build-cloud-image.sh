@@ -20,11 +20,13 @@
 # (linux-image-cloud-amd64 has no AHCI driver: it cannot read the seed on the SATA CD-ROM of a
 # q35 guest). The initramfs holds only the virtio, virtio-scsi, SATA/IDE disk and ext4 drivers
 # (7 MB instead of 36 MB: TCG unpacks and probes it faster).
-# The network is cloud-init's: without a network-config in the seed, the image's own
-# (cloud.cfg.d) gives the first NIC DHCPv4 (written to /etc/network/interfaces.d; cloud-init's
-# fallback would add DHCPv6 on Debian 13, which stalls the boot for 5 minutes without a DHCPv6
-# server); a NoCloud network-config (version 1 or 2) replaces that. net.ifnames=0 names the first NIC eth0 whatever its PCI slot, so a network-config can
-# name it without knowing its MAC.
+# The network is cloud-init's: a NoCloud network-config (version 1 or 2) in the seed, or else
+# cloud-init's fallback, DHCP on the first NIC. net.ifnames=0 names the first NIC eth0 whatever
+# its PCI slot, so a network-config can name it without knowing its MAC. The image sets no
+# `network:` of its own: cloud-init ranks that above the seed's network-config, which would then
+# be ignored. On Debian 13 the fallback also adds `iface eth0 inet6 dhcp`, and without a DHCPv6
+# server networking.service waits 5 minutes at every boot: give Debian 13 guests a
+# network-config (kvm_host_in_guest gives its hosts `eth0: {dhcp4: true}`).
 # First boot belongs to each guest: no hostname, an empty /etc/machine-id, no SSH host keys
 # (systemd and cloud-init's ssh module make them; ECDSA and Ed25519 only, as RSA takes 7 s
 # under TCG). No resolv.conf from the build host; the apt, dpkg, e2scrub and fstrim timers and
@@ -325,15 +327,6 @@ ssh_genkeytypes: [ecdsa, ed25519]
 # No grub-pc package (GRUB is embedded by the image build): nothing to tell debconf.
 grub_dpkg:
   enabled: false
-# Without a network-config in the seed: DHCPv4 on the first NIC (net.ifnames=0 names it eth0).
-# cloud-init's own fallback on Debian 13 adds `iface eth0 inet6 dhcp`, and with no DHCPv6 server
-# networking.service then waits 5 minutes and fails, at every boot. A seed's network-config
-# still replaces this.
-network:
-  version: 2
-  ethernets:
-    eth0:
-      dhcp4: true
 EOF
 
 # ---- GRUB: configuration, modules and core.img from the image's own grub-pc-bin ---------------
