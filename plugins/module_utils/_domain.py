@@ -31,6 +31,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, unit_factor
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volumes_backed_by
 
 DOMAIN_STATES = ('present', 'running', 'shutdown', 'destroyed', 'paused', 'absent')
 UNDEFINE_FLAGS = ('VIR_DOMAIN_UNDEFINE_MANAGED_SAVE', 'VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA',
@@ -269,7 +270,11 @@ class Domain(Resource):
         handle = before.handle
         if before.active:
             plan.add('destroy', f'stopping {self.label()} (hard power off)', handle.destroy)
-        removable = self.removable_storage(before, plan) if self.params.get('remove_storage') else []
+        if self.params.get('remove_storage'):
+            plan.extra['kept_storage'] = []
+            removable = self.removable_storage(before, plan)
+        else:
+            removable = []
         if before.persistent:
             plan.add('undefine', f'undefining {self.label()} with its managed save, snapshot metadata and NVRAM',
                      lambda: undefine(handle))
@@ -308,10 +313,29 @@ class Domain(Resource):
                 continue
             for source in disk_sources(_xml.parse_xml(other.XMLDesc(0), 'libvirt domain XML')):
                 elsewhere.add(self.storage_path(source))
-        kept = [source for source in mine if source['resolved'] in elsewhere]
-        for source in kept:
-            plan.warnings.append(f"kept {source['path'] or source['volume']}: another domain uses it too")
-        return [source for source in mine if source not in kept]
+        kept = plan.extra['kept_storage']
+        for source in mine:
+            if source['resolved'] in elsewhere:
+                kept.append({'path': source['resolved'], 'reason': 'another domain uses it too'})
+        leaving = {source['resolved'] for source in mine} - {entry['path'] for entry in kept}
+        users = volumes_backed_by(self.conn, leaving)
+        for path in sorted(leaving):
+            # overlays of this very domain (external snapshots) go in the same run
+            others = [name for name in users.get(path, []) if self.volume_path(name) not in leaving]
+            if others:
+                kept.append({'path': path, 'reason': f"the backing file of {', '.join(others)}"})
+        for entry in kept:
+            plan.warnings.append(f"kept {entry['path']}: {entry['reason']}")
+        kept_paths = {entry['path'] for entry in kept}
+        return [source for source in mine if source['resolved'] not in kept_paths]
+
+    def volume_path(self, name: str) -> str | None:
+        """The path of volume ``pool/volume``."""
+        pool, _slash, volume = name.partition('/')
+        try:
+            return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
+        except libvirt.libvirtError:
+            return None
 
     def storage_path(self, source: dict) -> str:
         """One spelling for a disk's storage: the path, also for a pool/volume disk."""
@@ -357,6 +381,8 @@ class Domain(Resource):
             strip_runtime(running)
             return bool(_xml.differences(plan.desired, self.clean(running), self.authoritative))
         return bool(differences)
+
+    define_after_live = True
 
     def plan_live_updates(self, before: Snapshot, plan: Plan) -> bool:
         """With ``live: true``, apply to the running guest what it can take without a restart.

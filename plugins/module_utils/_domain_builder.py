@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import os
 import xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import mac_address
@@ -78,19 +79,26 @@ class DomainBuilder:
         return mode
 
     def host_virt_mode(self) -> tuple:
-        if is_local_uri(self.conn.getURI()):
+        uri = self.conn.getURI()
+        if is_local_uri(uri):
             return hardware_virt_mode()
+        host = "libvirt's test driver" if urlsplit(uri).scheme.split('+')[0] == 'test' else 'the remote host'
         capabilities = _xml.parse_xml(self.conn.getCapabilities(), 'libvirt capabilities')
         if capabilities.find(".//guest/arch/domain[@type='kvm']") is not None:
-            return 'kvm', 'the remote host offers kvm domains'
-        return 'qemu', 'the remote host offers no kvm domains; using QEMU emulation'
+            return 'kvm', f'{host} offers kvm domains'
+        return 'qemu', f'{host} offers no kvm domains; using QEMU emulation'
 
     def add_memory(self, domain, new: bool) -> None:
         params = self.params
         memory, maximum = params.get('memory'), params.get('max_memory')
         if memory is None and maximum is None:
             if new:
-                raise KvmError('memory: required to create a domain (e.g. memory: 1GiB)')
+                state = params.get('state') or 'present'
+                if state == 'present' or params.get('xml'):
+                    raise KvmError('memory: required to create a domain (e.g. memory: 1GiB)')
+                raise KvmError(f"no domain named '{self.name}' on {self.conn.getURI()}: state {state} needs an "
+                               'existing domain (is the name right?), and creating one needs memory '
+                               '(e.g. memory: 1GiB)')
             return
         memory_bytes, maximum_bytes = memory_sizes(self.conn, memory, maximum)
         _xml.sub_element(domain, 'memory', bytes_to_kib(maximum_bytes), unit='KiB')

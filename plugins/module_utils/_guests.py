@@ -22,6 +22,7 @@ import time
 from urllib.parse import urlsplit
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain, current_interfaces
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import (
@@ -34,12 +35,12 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder imp
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._images import image_facts, is_url, parse_checksum
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import libvirt, wait_until
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, libvirt, wait_until
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import Network, network_options
-from ansible_collections.hypervisor.kvm.plugins.module_utils._options import typed_union
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import input_problems, typed_union
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool
-from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import secret_values, seed_files
-from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, parse_size
+from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import check_public_key, secret_values, seed_files
+from ansible_collections.hypervisor.kvm.plugins.module_utils._units import disk_size, format_size
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume
 
 GUEST_STATES = ('running', 'shutdown', 'absent')
@@ -85,6 +86,7 @@ def fleet_network_options() -> dict:
     options = network_options()
     options['state'] = dict(type='str', default='active', choices=['present', 'active', 'inactive'])
     options['autostart'] = dict(type='bool', default=True)
+    del options['force']  # a removal option: a fleet's networks are never removed
     return options
 
 
@@ -174,7 +176,10 @@ class Fleet:
         for index, network in enumerate(self.params.get('networks') or []):
             checked = ArgumentSpecValidator(fleet_network_options()).validate(network)
             if checked.error_messages:
-                problems.extend(f'networks[{index}]: {message}' for message in checked.error_messages)
+                described = input_problems(fleet_network_options(), network, f'networks[{index}].')
+                problems.extend(described)
+                problems.extend(f'networks[{index}]: {error}' for error in checked.errors.errors
+                                if not (described and isinstance(error, UnsupportedError)))
             elif not checked.validated_parameters.get('name'):
                 problems.append(f'networks[{index}]: name is required')
             else:
@@ -246,7 +251,7 @@ class Fleet:
             if base.get('url') or base.get('path'):
                 derived['base_volume'] = base_volume_name(base)
         if guest.get('disk_size') is not None:
-            size = check(lambda: parse_size(guest['disk_size'], 'disk_size'))
+            size = check(lambda: disk_size(guest['disk_size'], 'disk_size'))
             image = derived.get('image')
             if size is not None and image and size < image['capacity']:
                 problems.append(f"{where}: disk_size {format_size(size)} is smaller than its base image "
@@ -265,13 +270,20 @@ class Fleet:
         console = check(lambda: typed_union('console', guest.get('console'), 'console', self.no_log_values))
         if derived['seed']:
             cloud_init = guest.get('cloud_init') or {}
+            # the keys as the user wrote them, where they wrote them (the generated user-data
+            # puts them under users[1], a path the user never wrote)
+            known = len(problems)
+            for index, key in enumerate(cloud_init.get('ssh_authorized_keys') or []):
+                check(lambda key=key, index=index: check_public_key(key, f'cloud_init.ssh_authorized_keys[{index}]'))
+            keys_ok = len(problems) == known
             derived['cloud_init'] = {
                 'user_data': user_data(guest),
                 'meta_data': {'instance-id': guest['name'], 'local-hostname': guest['name']},
                 'network_config': cloud_init.get('network_config'),
             }
             self.no_log_values.update(secret_values(derived['cloud_init']['user_data']))
-            check(lambda: seed_files(derived['cloud_init'], f"{guest['name']}-seed.iso", 'cloud_init'))
+            if keys_ok:
+                check(lambda: seed_files(derived['cloud_init'], f"{guest['name']}-seed.iso", 'cloud_init'))
         if problems:
             raise KvmError('\n'.join(problems))
         derived['domain'] = self.domain_params(guest, defaults, derived, graphics, console)
@@ -313,18 +325,25 @@ class Fleet:
     # ---- converging ---------------------------------------------------------------------------
     def converge(self) -> dict:
         self.validate()
-        self.converge_pool()
-        self.converge_networks()
-        self.converge_base_images()
-        domains = []  # each guest's planned domain step, applied once every disk and seed is
-        for guest, derived in self.guests:
-            if derived['state'] == 'absent':
-                self.guarded(guest['name'], lambda guest=guest: self.remove_guest(guest))
-            else:
-                self.guarded(guest['name'],
-                             lambda guest=guest, derived=derived: self.converge_guest(guest, derived, domains))
-        self.conclude_domains(domains)
-        self.wait_for_addresses()
+        try:
+            self.converge_pool()
+            self.converge_networks()
+            self.converge_base_images()
+            domains = []  # each guest's planned domain step, applied once every disk and seed is
+            for guest, derived in self.guests:
+                if derived['state'] == 'absent':
+                    self.guarded(guest['name'], lambda guest=guest: self.remove_guest(guest))
+                else:
+                    self.guarded(guest['name'],
+                                 lambda guest=guest, derived=derived: self.converge_guest(guest, derived, domains))
+            self.conclude_domains(domains)
+            self.wait_for_addresses()
+        except Exception as err:  # pylint: disable=broad-exception-caught  # the run's own steps (pool...)
+            failure = err if isinstance(err, KvmError) else as_failure(err, 'converging the guests')
+            # what the run changed before the failure (a pool, a network, other guests) stays changed
+            self.changed = self.changed or bool(failure.details.get('changed'))
+            failure.details.update(self.partial_result())
+            raise failure from None
         return self.result()
 
     def step(self, resource_class, params: dict, label: str) -> dict:
@@ -372,15 +391,20 @@ class Fleet:
             self.steps['base_images'].append({'name': volume, 'actions': result['actions']})
 
     def guarded(self, name: str, work) -> None:
-        """Run one guest's steps; a failure is reported for that guest and the others go on."""
+        """Run one guest's steps; any failure (a KvmError, a libvirt error of a read, an error in
+        a start thread) is reported for that guest, and the others go on."""
         try:
             work()
-        except KvmError as err:
+        except Exception as caught:  # pylint: disable=broad-exception-caught  # becomes the guest's failure
+            err = caught if isinstance(caught, KvmError) else as_failure(caught, f'converging guest {name}')
             entry = self.results.setdefault(name, self.empty_result(name))
             entry['failed'] = True
             entry['msg'] = err.msg
             if err.details.get('changed'):
                 entry['changed'] = self.changed = True
+            for key in ('actions_done', 'failed_action'):
+                if key in err.details:
+                    entry[key] = err.details[key]
             self.failures.append(f'guest {name}: {err.msg}')
 
     @staticmethod
@@ -482,11 +506,16 @@ class Fleet:
                                          'guest agent); is its network serving DHCP, and does the guest ask?')
             self.failures.append(f"guest {name}: {self.results[name]['msg']}")
 
-    def result(self) -> dict:
+    def partial_result(self) -> dict:
+        """What the run did so far (the result of a run that stops)."""
         guests = [self.results.get(guest['name'], self.empty_result(guest['name'])) for guest, _d in self.guests]
-        result = {'changed': self.changed, 'guests': guests, 'pool': self.steps['pool'],
-                  'networks': self.steps['networks'], 'base_images': self.steps['base_images'],
-                  'diff': self.diffs, 'warnings': self.warnings}
+        return {'changed': self.changed, 'guests': guests, 'pool': self.steps['pool'],
+                'networks': self.steps['networks'], 'base_images': self.steps['base_images'],
+                'diff': self.diffs, 'warnings': self.warnings}
+
+    def result(self) -> dict:
+        result = self.partial_result()
+        guests = result['guests']
         if self.failures:
             raise KvmError(f'{len(self.failures)} of {len(guests)} guests failed: ' + '; '.join(self.failures),
                            **result)

@@ -31,7 +31,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     xml_desc,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags as libvirt_flags
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, apply_plan
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, apply_plan, plan_result, read_back
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, libvirt_size, parse_size
 
 COPY_STORAGE = ('none', 'all', 'incremental')
@@ -327,8 +327,7 @@ class Migration:
         try:
             apply_plan(plan, self.check_mode)
         except KvmError as failure:
-            if plan.context.get('leftover_volumes'):
-                failure.details['changed'] = True  # the volumes it created are still there
+            # leftover destination volumes count among actions_done (apply_plan, not_reverted)
             failure.details.setdefault('created_volumes', [volume['path'] for volume in plan.context['created']])
             raise
         return self.result(plan)
@@ -566,6 +565,8 @@ class Migration:
                 leftover.append(volume['path'])
         plan.context['created'] = []
         plan.context['leftover_volumes'] = leftover
+        if leftover:  # what the migration step would undo is still there: it counts as done
+            plan.context['not_reverted'] = True
         return leftover
 
     def migrate(self, handle, flags: int, typed: dict, plan: Plan) -> None:
@@ -687,37 +688,33 @@ class Migration:
         if self.check_mode or mode == 'present':
             source_after, target_after = self.predicted(plan)
         else:
-            source_after = find_guest(self.conn, self.name, f'the source {self.source_uri}')
-            target_after = find_guest(self.dest, self.name, f'the destination {self.dest_uri}')
+            source_after, target_after = read_back(
+                plan, lambda: (find_guest(self.conn, self.name, f'the source {self.source_uri}'),
+                               find_guest(self.dest, self.name, f'the destination {self.dest_uri}')),
+                f"reading where guest '{self.name}' is after the migration")
         stats = plan.context.get('stats') or {}
-        result = {
-            'changed': bool(plan.names()),
-            'actions': plan.names(),
+        # the facts planning gathered go into the result's own keys, not beside them
+        facts = {key: plan.extra.pop(key, None) for key in ('guest_memory', 'destination_memory', 'mode', 'flags',
+                                                             'destination_volumes')}
+        result = plan_result(plan, where_text(self.source_uri, source, self.dest_uri, target),
+                             where_text(self.source_uri, source_after, self.dest_uri, target_after),
+                             f"where guest '{self.name}' is")
+        result.update({
             'domain': {'name': self.name, 'uuid': target_after.uuid or source.uuid, 'state': target_after.state,
-                       'persistent': target_after.persistent, 'uri': self.dest_uri,
-                       'memory': plan.extra.pop('guest_memory')},
+                       'persistent': target_after.persistent, 'uri': self.dest_uri, 'memory': facts['guest_memory']},
             'source': {'uri': self.source_uri, 'before': source.describe(), 'after': source_after.describe()},
             'destination': {'uri': self.dest_uri, 'before': target.describe(), 'after': target_after.describe(),
-                            'memory': plan.extra.pop('destination_memory')},
-            'mode': plan.extra.pop('mode', None),
-            'flags': plan.extra.pop('flags', []),
+                            'memory': facts['destination_memory']},
+            'mode': facts['mode'],
+            'flags': facts['flags'] or [],
             'elapsed_ms': plan.context.get('elapsed_ms'),
             'downtime_ms': stats.get('downtime'),
             'transferred_bytes': stats.get('data_processed'),
             'timeout_action_taken': plan.context.get('timeout_action_taken'),
             'created_volumes': [volume['path'] for volume in plan.context['created']] if not self.check_mode
-            else plan.extra.get('destination_volumes', []),
+            else facts['destination_volumes'] or [],
             'removed_source_volumes': plan.context['removed'],
-            'diff': {
-                'before': where_text(self.source_uri, source, self.dest_uri, target),
-                'after': where_text(self.source_uri, source_after, self.dest_uri, target_after),
-                'before_header': f"where guest '{self.name}' is (before)",
-                'after_header': f"where guest '{self.name}' is (after)",
-            },
-        }
-        plan.extra.pop('destination_volumes', None)
-        if plan.warnings:
-            result['warnings'] = plan.warnings
+        })
         return result
 
     def predicted(self, plan: Plan) -> tuple:

@@ -357,6 +357,17 @@ class Network(Resource):
                 plan.warnings.append(f"{conflict} ({'inactive' if not other.isActive() else 'active'}); "
                                      f"{self.label()} and '{other.name()}' cannot run at the same time")
 
+    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
+        """A running network with running guests on it is not removed (they would lose their
+        network) unless ``force``."""
+        if before.exists and before.active and not self.params.get('force'):
+            guests = sorted({found['domain'] for found in self.attached_interfaces(bridge_name(before.handle))})
+            if guests:
+                raise KvmError(f"{self.label()} has running guests attached: {', '.join(guests)}. Removing it would "
+                               'cut them off, so nothing was changed: stop them (or move them to another network) '
+                               'first, or force: true', guests=guests)
+        super().plan_absent(before, plan)
+
     def check_host_routes(self, definition) -> None:
         """An IPv4 subnet this host already routes on another interface (its own LAN, say) makes
         libvirt refuse to start the network ("Network is already in use by interface ..."): that
@@ -562,4 +573,5 @@ def network_options() -> dict:
         xml=dict(type='str'),
         autostart=dict(type='bool'),
         restart=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
     )

@@ -53,7 +53,10 @@ class Snapshot:
 class Action:
     """One step of a plan: ``name`` is what users see in ``actions``; ``run`` does it. A step
     that changes nothing (waiting for an address) has ``change`` False; ``reverts`` names earlier
-    steps a failure of this one undoes (a half-written volume deleted)."""
+    steps a failure of this one undoes (a half-written volume deleted); when the undoing fails
+    too, the step sets ``plan.context['not_reverted']`` and they count as done. A step that fails
+    after a change it could not undo (a temporary volume left) sets ``plan.context['partial']``
+    and counts as done itself."""
 
     __slots__ = ('name', 'describe', 'run', 'change', 'reverts')
 
@@ -124,12 +127,47 @@ def apply_plan(plan: Plan, check_mode: bool) -> None:
                 action.run()
         except Exception as err:  # pylint: disable=broad-exception-caught  # reported, not raised raw
             failure = as_failure(err, action.describe)
-            done = [step for step in done if step.name not in action.reverts]
+            if not plan.context.pop('not_reverted', False):  # the failed step undid what it names
+                done = [step for step in done if step.name not in action.reverts]
+            if plan.context.pop('partial', False):  # it failed after a change it could not undo
+                done.append(action)
             failure.details.update(changed=any(step.change for step in done), actions=plan.names(),
                                    actions_done=[step.name for step in done if step.change],
                                    failed_action=action.name)
             raise failure from None
         done.append(action)
+
+
+def read_back(plan: Plan, read, what: str, ran: bool = True):
+    """``read()`` after the plan's actions ran (``ran``; false in check mode): the object as it
+    now is. A failure here comes after the changes, so it is reported as they happened
+    (``changed``, ``actions_done``), not as a run that changed nothing."""
+    try:
+        with guard(what):
+            return read()
+    except Exception as err:  # pylint: disable=broad-exception-caught  # reported, not raised raw
+        failure = as_failure(err, what)
+        done = [action.name for action in plan.actions if action.change] if ran else []
+        failure.details.update(changed=bool(done), actions=plan.names(), actions_done=done,
+                               failed_action='read-back')
+        raise failure from None
+
+
+def plan_result(plan: Plan, before_text: str, after_text: str, subject: str) -> dict:
+    """What every module returns about a plan, built in one place: ``changed`` and ``actions``
+    (what was, or in check mode would be, done, in order), the diff of ``subject`` (before and
+    after texts), the plan's extra facts and warnings. The failure path is :func:`apply_plan`'s
+    and :func:`read_back`'s (``changed``, ``actions``, ``actions_done``, ``failed_action``)."""
+    result = {
+        'changed': bool(plan.names()),
+        'actions': plan.names(),
+        'diff': {'before': before_text, 'after': after_text,
+                 'before_header': f'{subject} (before)', 'after_header': f'{subject} (after)'},
+    }
+    result.update(plan.extra)
+    if plan.warnings:
+        result['warnings'] = list(plan.warnings)
+    return result
 
 
 class Resource:
@@ -276,7 +314,17 @@ class Resource:
 
             def define():
                 plan.context['handle'] = self.define(text)
-            plan.actions.insert(0, Action('define', f'defining {self.label()}', define))
+            action = Action('define', f'defining {self.label()}', define)
+            if self.define_after_live:
+                plan.actions.append(action)  # after the live changes planned above
+            else:
+                plan.actions.insert(0, action)
+
+    # A resource whose live changes touch the running object only (a domain) writes its new
+    # definition after them: the definition is the record that the change is complete, so a run
+    # that fails between the two leaves a difference the next run sees and finishes, instead of
+    # a definition that already says "done" over a running object that never got the change.
+    define_after_live = False
 
     def drifted(self, before: Snapshot, differences: list, plan: Plan) -> bool:
         """Hook: whether an existing object's definition differs from the desired one."""
@@ -362,26 +410,18 @@ class Resource:
         apply_plan(plan, self.check_mode)
         if self.check_mode:
             final = None
-        else:  # read again only when something ran: a no-op's object is as it was read moments ago
-            final = self.snapshot() if plan.actions else before
+        elif plan.actions:  # read again only when something ran: a no-op's object is as it was read
+            final = read_back(plan, self.snapshot, f'reading {self.label()} after the changes')
+        else:
+            final = before
         before_text = diff_text(before, self.display)
         unchanged = plan.after.xml is before.xml and plan.after.exists == before.exists and (
             plan.after.state() == before.state())
-        result = {
-            'changed': bool(plan.names()),
-            'actions': plan.names(),
-            'restart_required': plan.restart_required,
-            self.result_key: self.result_info(plan, final),
-            'diff': {
-                'before': before_text,
-                'after': before_text if unchanged else diff_text(plan.after, self.display),
-                'before_header': f'{self.label()} (before)',
-                'after_header': f'{self.label()} (after)',
-            },
-        }
-        result.update(plan.extra)
-        if plan.warnings:
-            result['warnings'] = plan.warnings
+        result = plan_result(plan, before_text, before_text if unchanged else diff_text(plan.after, self.display),
+                             self.label())
+        result['restart_required'] = plan.restart_required
+        result[self.result_key] = read_back(plan, lambda: self.result_info(plan, final),
+                                            f'reading {self.label()} after the changes', ran=not self.check_mode)
         return result
 
     def result_info(self, plan: Plan, final: Snapshot | None) -> dict:

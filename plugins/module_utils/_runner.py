@@ -32,6 +32,17 @@ def run(module, work, what: str = 'the module') -> None:
     finish(module, result, failure)
 
 
+def run_without_connection(module, work, what: str) -> None:
+    """``work()`` for a module that opens libvirt itself, or not at all (kvm_host_info reads the
+    host first): its dict is the result, and a failure is a report as with :func:`run`."""
+    result, failure = None, None
+    try:
+        result = work()
+    except Exception as err:  # pylint: disable=broad-exception-caught  # every failure is a report
+        failure = as_failure(err, what)
+    finish(module, result, failure)
+
+
 def finish(module, result: dict | None, failure: KvmError | None) -> None:
     """exit_json, or fail_json for a failure. Called outside any ``except`` block so that
     ansible-core attaches no traceback of its own: the message is the whole story."""

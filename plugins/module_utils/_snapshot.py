@@ -25,7 +25,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     libvirt,
     xml_desc,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, apply_plan
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, apply_plan, plan_result, read_back
 from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (
     current_snapshot_name,
     describe_snapshot,
@@ -160,22 +160,13 @@ def converge(conn, params: dict, check_mode: bool) -> dict:
     plan = Plan()
     before, after, predicted = planner(guest, params, plan)
     apply_plan(plan, check_mode)
-    result = {
-        'changed': bool(plan.names()),
-        'actions': plan.names(),
-        'diff': {
-            'before': diff_side(*before),
-            'after': diff_side(*after),
-            'before_header': f"snapshot '{params['name']}' of {guest.label()} (before)",
-            'after_header': f"snapshot '{params['name']}' of {guest.label()} (after)",
-        },
-    }
-    result.update(plan.extra)
+    result = plan_result(plan, diff_side(*before), diff_side(*after), f"snapshot '{params['name']}' of {guest.label()}")
     if check_mode or not plan.names():
         result['snapshot'] = predicted
         result['domain_state'] = after[1]['domain_state'] if after[1] else guest.power
     else:
-        fresh = Guest(conn, guest.name)
+        fresh = read_back(plan, lambda: Guest(conn, guest.name),
+                          f'reading {guest.label()} and its snapshots after the changes')
         entry = fresh.snapshots.get(params['name'])
         result['snapshot'] = entry[2] if entry else {'name': params['name'], 'state': 'absent'}
         result['domain_state'] = fresh.power

@@ -72,6 +72,22 @@ def parse_size(value, option: str, default_unit: str = 'B') -> int:
     return int((number * factor).to_integral_value(rounding=ROUND_HALF_UP))
 
 
+MIB = 1024 ** 2
+
+
+def disk_size(value, option: str) -> int:
+    """A disk's size in bytes (:func:`parse_size`; a bare number is bytes). A bare number that
+    makes a disk under 1 MiB is an error saying what it was understood as: ``disk_size: 20480``
+    meant 20 GiB to whoever wrote it, not 20 KiB."""
+    size = parse_size(value, option)
+    bare = isinstance(value, (int, float)) or (isinstance(value, str) and not _SIZE_RE.match(value).group('unit'))
+    if bare and size < MIB:
+        raise KvmError(f"{option}: {value} is a bare number, so it is bytes ({format_size(size)}), too small for a "
+                       f"disk; write the unit, for example '{value}MiB' or '{value}GiB' (KiB, MiB, GiB are powers of "
+                       "1024, KB, MB, GB powers of 1000)")
+    return size
+
+
 def bytes_to_kib(size: int) -> int:
     """Bytes to KiB for libvirt's memory fields, rounding up so nothing is lost."""
     return -(-size // 1024)

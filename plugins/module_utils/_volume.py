@@ -40,8 +40,13 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import (
     seed_digest,
     seed_files,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, libvirt_size, parse_size
-from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volume_info
+from ansible_collections.hypervisor.kvm.plugins.module_utils._units import (
+    disk_size,
+    format_size,
+    libvirt_size,
+    parse_size,
+)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volume_info, volumes_backed_by
 
 CONTENT_OPTIONS = ('backing_volume', 'clone_from', 'upload_from', 'cloud_init', 'xml')
 
@@ -153,6 +158,8 @@ class Volume(Resource):
                 plan.add('delete', f'deleting {self.label()} to recreate it ({reason})', before.handle.delete)
                 plan.extra['recreated'] = reason
                 before = Snapshot(parent=before.parent)
+        if self.params.get('upload_from'):
+            self.plan_leftover_upload(plan)
         if not before.exists:
             self.plan_create(plan)
         else:
@@ -203,6 +210,18 @@ class Volume(Resource):
     def plan_absent(self, before: Snapshot, plan: Plan) -> None:
         plan.after.facts = {}
         if before.exists:
+            path = before.handle.path()
+            used_by = [name for name in volumes_backed_by(self.conn, [path]).get(path, [])
+                       if name != f'{self.pool_name}/{self.name}']
+            if used_by:
+                plan.extra['used_by'] = used_by
+                if self.params.get('if_in_use') == 'keep':
+                    plan.after = plan.before
+                    plan.warnings.append(f"kept {self.label()}: it is the backing file of {', '.join(used_by)}")
+                    return
+                raise KvmError(f"{self.label()} is the backing file of {', '.join(used_by)}: deleting it would break "
+                               "them, so nothing was deleted. Delete those volumes first (or if_in_use: keep to "
+                               "leave it without failing)", used_by=used_by)
             if self.params.get('wipe'):
                 plan.add('wipe', f'wiping {self.label()}', lambda: before.handle.wipe(0))
             plan.add('delete', f'deleting {self.label()}', lambda: before.handle.delete(0))
@@ -229,7 +248,7 @@ class Volume(Resource):
     def capacity(self):
         if self.params.get('capacity') is None:
             return None
-        return parse_size(self.params['capacity'], 'capacity')
+        return disk_size(self.params['capacity'], 'capacity')
 
     def default_format(self, plan: Plan) -> str | None:
         """qcow2 in file-based pools (sparse, snapshots); block pools decide for themselves."""
@@ -349,51 +368,77 @@ class Volume(Resource):
         if wanted != facts['format']:
             plan.context['convert_planned'] = True
             plan.add('convert', f"converting {self.label()} from {facts['format']} to {wanted}",
-                     lambda: self.finish_conversion(plan, wanted))
+                     lambda: self.finish_conversion(plan, wanted), reverts=('upload',))
         if facts['capacity'] and (self.capacity() or 0) > facts['capacity']:
             plan.context['resize_planned'] = True
             plan.add('resize', f"resizing {self.label()} from {format_size(facts['capacity'])} to "
                      f"{format_size(self.capacity())}", lambda: self.find(plan, self.name).resize(self.capacity(), 0))
 
+    def temporary_name(self) -> str:
+        return f'.{self.name}.upload'
+
+    def plan_leftover_upload(self, plan: Plan) -> None:
+        """A killed run's partial upload (its temporary volume, by name) is removed first."""
+        pool = plan.before.parent
+        leftover = find_volume(pool, self.temporary_name()) if pool is not None else None
+        if leftover is not None:
+            plan.add('remove-partial-upload',
+                     f"deleting '{self.temporary_name()}', the partial upload an interrupted run left in storage pool "
+                     f"'{self.pool_name}'", lambda: leftover.delete(0))
+            plan.extra['removed_partial_upload'] = leftover.path()
+
     def upload_image(self, plan: Plan, path: str, wanted: str) -> None:
-        """Create the volume from a local image. When the image's format is not the wanted one,
-        it goes into a temporary volume first, which :meth:`finish_conversion` converts (libvirt's
-        clone converts formats) right after, in the same run."""
+        """Create the volume from a local image, through a temporary volume: the image is
+        streamed into '.<name>.upload', then :meth:`finish_conversion` clones that into the
+        volume (converting formats when the wanted one differs: libvirt's clone converts) and
+        deletes it. libvirt cannot rename a volume, so this is how a run killed while streaming
+        never leaves a volume of the final name that a later run would take as complete: it
+        leaves the temporary one, which the next run removes (:meth:`plan_leftover_upload`)."""
         facts = image_facts(path)
         pool = plan.before.parent
-        if facts['format'] == wanted:
-            volume = pool.createXML(_xml.to_text(self.volume_xml(facts['capacity'], wanted), pretty=False), 0)
-            try:
-                self.stream_into(volume, path, facts['length'])
-            except BaseException:
-                volume.delete(0)  # made by this run and half written: a second run must not keep it
-                raise
-            self.grow_to_capacity(plan, volume, facts['capacity'])
-            return
         temporary_xml = ET.Element('volume')
-        _xml.sub_element(temporary_xml, 'name', f'.{self.name}.upload')
+        _xml.sub_element(temporary_xml, 'name', self.temporary_name())
         _xml.sub_element(temporary_xml, 'capacity', facts['capacity'], unit='bytes')
         _xml.sub_element(_xml.sub_element(temporary_xml, 'target'), 'format', type=facts['format'])
         temporary = pool.createXML(_xml.to_text(temporary_xml, pretty=False), 0)
         try:
             self.stream_into(temporary, path, facts['length'])
         except BaseException:
-            temporary.delete(0)
+            self.remove_temporary(plan, temporary, failed=True)
             raise
         plan.context['temporary'] = (temporary, facts['capacity'])
         if not plan.context.get('convert_planned'):
-            self.finish_conversion(plan, wanted)  # the format was a guess before the download
+            self.finish_conversion(plan, wanted)  # the same format, or one guessed before the download
 
     def finish_conversion(self, plan: Plan, wanted: str) -> None:
+        """The temporary upload cloned into the volume (in the wanted format), then deleted."""
         temporary, capacity = plan.context.pop('temporary', (None, None))
         if temporary is None:
-            return  # the downloaded image had the wanted format after all
+            return  # done by the upload step already
         try:
             volume = plan.before.parent.createXMLFrom(
                 _xml.to_text(self.volume_xml(capacity, wanted), pretty=False), temporary, 0)
-        finally:
-            temporary.delete(0)
+        except BaseException:
+            # in the convert step (which undoes the upload step) or in the upload step itself
+            self.remove_temporary(plan, temporary, failed=True,
+                                  undone='not_reverted' if plan.context.get('convert_planned') else 'partial')
+            raise
+        self.remove_temporary(plan, temporary, failed=False)
         self.grow_to_capacity(plan, volume, capacity)
+
+    def remove_temporary(self, plan: Plan, temporary, failed: bool, undone: str = 'partial') -> None:
+        """Delete the temporary upload. When that fails, it stays for the next run to remove: after
+        a failed step, what it should have undone counts as done (``undone``: the step itself,
+        ``partial``, or the upload step a failed convert step undoes, ``not_reverted``); after a
+        successful one it is a warning."""
+        try:
+            temporary.delete(0)
+        except Exception:  # pylint: disable=broad-exception-caught  # the step's own outcome matters more
+            if failed:
+                plan.context[undone] = True
+            else:
+                plan.warnings.append(f"the temporary upload '{self.temporary_name()}' could not be deleted from "
+                                     f"storage pool '{self.pool_name}'; the next run of this task removes it")
 
     def grow_to_capacity(self, plan: Plan, volume, size: int) -> None:
         """Grow an upload to ``capacity`` when the plan could not know it needed to (a download)."""
@@ -419,19 +464,29 @@ class Volume(Resource):
         definition = self.volume_xml(len(image), 'raw')
         plan.after.xml = self.as_libvirt_reports_seeds(plan, self.clean(definition))
         pool = plan.before.parent
-        plan.add('create', f'creating {self.label()}',
-                 lambda: pool.createXML(_xml.to_text(definition, pretty=False), 0))
+        plan.add('create', f'creating {self.label()}', lambda: self.create_seed_volume(plan, pool, definition))
         plan.add('upload', f'writing the cloud-init seed into {self.label()}',
                  lambda: self.write_seed(plan, image), reverts=('create',))
 
+    @staticmethod
+    def create_seed_volume(plan: Plan, pool, definition) -> None:
+        plan.context['seed_volume'] = pool.createXML(_xml.to_text(definition, pretty=False), 0)
+
     def write_seed(self, plan: Plan, image: bytes) -> None:
         """Write a seed into the volume the plan just created; a volume left half written is
-        deleted (a later run would take it for a seed)."""
-        volume = self.find(plan, self.name)
+        deleted (a later run would take it for a seed). When that deletion fails too (the
+        connection is gone), the plan says the volume was not undone: ``create`` stays among the
+        actions done, and the next run finds a seed whose content differs and makes it again."""
         try:
+            volume = plan.context.get('seed_volume') or self.find(plan, self.name)
             self.write_bytes(volume, image)
         except BaseException:
-            volume.delete(0)
+            try:
+                volume = plan.context.get('seed_volume') or self.find(plan, self.name)
+                if volume is not None:
+                    volume.delete(0)
+            except Exception:  # pylint: disable=broad-exception-caught  # the write's failure is the one to report
+                plan.context['not_reverted'] = True
             raise
 
     def as_libvirt_reports_seeds(self, plan: Plan, definition):
@@ -542,8 +597,7 @@ class Volume(Resource):
         plan.after.xml = after
         pool = before.parent
         plan.add('delete', f'deleting the old cloud-init seed {self.label()}', lambda: before.handle.delete(0))
-        plan.add('create', f'creating {self.label()}',
-                 lambda: pool.createXML(_xml.to_text(definition, pretty=False), 0))
+        plan.add('create', f'creating {self.label()}', lambda: self.create_seed_volume(plan, pool, definition))
         plan.add('upload', f'writing the new cloud-init seed into {self.label()}',
                  lambda: self.write_seed(plan, image), reverts=('create',))
         plan.extra['seed_changed'] = True

@@ -28,3 +28,21 @@ def volume_info(handle, pool_name: str) -> dict:
         },
         'xml': _xml.to_text(definition),
     }
+
+
+def volumes_backed_by(conn, paths) -> dict:
+    """``{path: ['pool/volume', ...]}``: for each of ``paths``, the volumes of the host's active
+    pools whose backing file it is (a copy-on-write overlay breaks when its backing file goes).
+    Paths no volume uses are left out. One bulk listing per pool."""
+    wanted = {path for path in paths if path}
+    found = {}
+    if not wanted:
+        return found
+    for pool in conn.listAllStoragePools(0):
+        if not pool.isActive():
+            continue
+        for volume in pool.listAllVolumes(0):
+            backing = _xml.parse_xml(volume.XMLDesc(0), 'libvirt volume XML').findtext('backingStore/path')
+            if backing in wanted:
+                found.setdefault(backing, []).append(f'{pool.name()}/{volume.name()}')
+    return {path: sorted(names) for path, names in found.items()}

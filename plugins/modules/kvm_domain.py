@@ -62,10 +62,14 @@ options:
     type: str
   memory:
     description:
-      - Memory as a size string (V(2GiB), V(512MiB)); a bare number is MiB. Required for a new domain.
+      - Memory as a size string (V(2GiB), V(512MiB)); a bare number is MiB. KiB, MiB, GiB are
+        powers of 1024, KB, MB, GB powers of 1000 (V(2GB) is 2,000,000,000 bytes). Required for a
+        new domain.
     type: str
   max_memory:
-    description: Maximum memory the guest can balloon up to (default O(memory)).
+    description:
+      - Maximum memory the guest can balloon up to (default O(memory)); a size as for O(memory),
+        a bare number is MiB.
     type: str
   vcpus:
     description: Virtual CPUs (a new domain defaults to 1).
@@ -237,7 +241,10 @@ options:
   remove_storage:
     description:
       - With O(state=absent), also delete the volumes and files the domain's own disks use (not
-        cdroms, not shareable disks, not disks another domain uses); RV(removed_storage) lists them.
+        cdroms, not shareable disks); RV(removed_storage) lists them.
+      - What something else still uses is kept, with a warning, and listed in RV(kept_storage): a
+        disk another domain uses, and a volume that is the backing file of other volumes (their
+        copy-on-write overlays would break).
     type: bool
     default: false
 notes:
@@ -424,6 +431,16 @@ removed_storage:
   returned: when O(remove_storage=true) deleted something
   type: list
   elements: str
+kept_storage:
+  description:
+    - The domain's storage O(remove_storage=true) did not delete because something else uses it,
+      each with its C(path) and the C(reason) (C(another domain uses it too), or C(the backing
+      file of pool/volume, ...)).
+  returned: when O(remove_storage=true) and the domain existed
+  type: list
+  elements: dict
+  sample: [{path: /var/lib/libvirt/images/base.qcow2, reason: the backing file of images/web2.qcow2}]
+  version_added: 1.0.0
 forced_off:
   description: True when the guest did not shut down in time and was forced off.
   returned: when it happened
@@ -438,12 +455,11 @@ libvirt_error:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import DOMAIN_STATES, Domain
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import cpu_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
-from ansible_collections.hypervisor.kvm.plugins.module_utils._options import apply_unions
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule, apply_unions
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 STRUCTURED = ('virt_type', 'arch', 'machine', 'memory', 'max_memory', 'vcpus', 'max_vcpus', 'cpu', 'firmware',
@@ -451,7 +467,7 @@ STRUCTURED = ('virt_type', 'arch', 'machine', 'memory', 'max_memory', 'vcpus', '
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(
             **connection_argument_spec(),
             name=dict(type='str'),

@@ -148,15 +148,15 @@ domains:
       type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import list_domains
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(**connection_argument_spec(), name=dict(type='str'), details=dict(type='bool')),
         supports_check_mode=True,
     )

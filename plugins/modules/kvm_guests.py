@@ -92,7 +92,9 @@ options:
         type: bool
         default: false
       memory:
-        description: Memory, for example V(2GiB). Default O(defaults.memory).
+        description:
+          - Memory, for example V(2GiB); a bare number is MiB. KiB, MiB, GiB are powers of 1024,
+            KB, MB, GB powers of 1000. Default O(defaults.memory).
         type: str
       vcpus:
         description: Virtual CPUs. Default O(defaults.vcpus).
@@ -150,7 +152,8 @@ options:
       disk_size:
         description:
           - Size of the guest's disk (the overlay is grown to it; cloud-init grows the filesystem),
-            for example V(20GiB).
+            for example V(20GiB). KiB, MiB, GiB are powers of 1024, KB, MB, GB powers of 1000; a
+            bare number is bytes, and one under 1 MiB is refused (write the unit).
         type: str
       networks:
         description: Networks the guest has a NIC on, in order. Default O(defaults.networks).
@@ -211,7 +214,7 @@ options:
     default: {}
     suboptions:
       memory:
-        description: Memory.
+        description: Memory (a bare number is MiB).
         type: str
         default: 1GiB
       vcpus:
@@ -340,15 +343,15 @@ problems:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._guests import converge_fleet, fleet_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(**connection_argument_spec(), **fleet_options()),
         supports_check_mode=True,
     )

@@ -124,34 +124,40 @@ libvirt:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_facts, libvirt_facts
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
+from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_without_connection
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(**_libvirt.connection_argument_spec(), libvirt=dict(type='bool', default=True)),
         supports_check_mode=True,
     )
+    run_without_connection(module, lambda: host_info(module.params), 'reading the host')
+
+
+def host_info(params: dict) -> dict:
+    """The hardware facts, then what libvirt says (an unreachable libvirt is a fact, not a failure)."""
     result = dict(changed=False, **hardware_facts())
-    if not module.params['libvirt']:
+    if not params['libvirt']:
         result['libvirt'] = {'reachable': False, 'reason': 'not asked (libvirt: false)'}
     elif not _libvirt.HAS_LIBVIRT:
         result['libvirt'] = {'reachable': False, 'reason': 'libvirt-python is not installed on this host'}
     else:
         try:
-            with _libvirt.connect(module.params['uri']) as conn, _libvirt.guard('reading libvirt capabilities'):
+            with _libvirt.connect(params['uri']) as conn, _libvirt.guard('reading libvirt capabilities'):
                 result['libvirt'] = libvirt_facts(conn)
         except KvmError as err:
             result['libvirt'] = {'reachable': False, 'reason': err.msg}
-    if _libvirt.is_remote_uri(_libvirt.resolve_uri(module.params['uri'])):
-        module.warn('the hardware facts describe the host this module runs on; with a remote uri only the '
-                    'libvirt part describes the libvirt host (run the module there, or delegate to it, for its '
-                    'hardware)')
-    module.exit_json(**result)
+    if _libvirt.is_remote_uri(_libvirt.resolve_uri(params['uri'])):
+        result['warnings'] = [
+            'the hardware facts describe the host this module runs on; with a remote uri only the libvirt part '
+            'describes the libvirt host (run the module there, or delegate to it, for its hardware)']
+    return result
 
 
 if __name__ == '__main__':

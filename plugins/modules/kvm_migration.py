@@ -151,7 +151,8 @@ options:
     description:
       - Refuse the migration when the destination's free memory (free, buffers and page cache, as
         libvirt reports them; RV(destination.memory)) minus this reserve is less than the guest's
-        memory. A size such as V(2GiB). Default - no check.
+        memory. A size such as V(2GiB) (KiB, MiB, GiB are powers of 1024, KB, MB, GB powers of
+        1000; a bare number is bytes). Default - no check.
     type: str
 notes:
   - The module opens a second libvirt connection, to the destination.
@@ -340,7 +341,6 @@ libvirt_error:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._migration import (
@@ -348,11 +348,12 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._migration import (
     TIMEOUT_ACTIONS,
     converge,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(
             **connection_argument_spec(),
             name=dict(type='str', required=True),

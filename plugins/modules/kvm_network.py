@@ -252,6 +252,14 @@ options:
       - V(false) saves the change and returns RV(restart_required=true).
     type: bool
     default: false
+  force:
+    description:
+      - With O(state=absent), remove a running network even when running guests are attached to
+        it (they lose their network). Without it, such a removal is refused before anything
+        changes, naming the guests.
+    type: bool
+    default: false
+    version_added: 1.0.0
 notes:
   - Subnets and bridge names already used by another libvirt network, and a missing host bridge
     for O(forward=bridge), are refused before anything changes.
@@ -437,16 +445,15 @@ libvirt_error:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import STRUCTURED, Network, network_options
-from ansible_collections.hypervisor.kvm.plugins.module_utils._options import apply_unions
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule, apply_unions
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(**connection_argument_spec(), **network_options()),
         required_one_of=[('name', 'xml')],
         mutually_exclusive=[('xml', option) for option in STRUCTURED],

@@ -118,15 +118,15 @@ networks:
       type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts import list_networks
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(**connection_argument_spec(), name=dict(type='str')),
         supports_check_mode=True,
     )

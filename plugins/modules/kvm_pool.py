@@ -281,15 +281,15 @@ libvirt_error:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import POOL_TYPES, StoragePool
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(
             **connection_argument_spec(),
             name=dict(type='str'),

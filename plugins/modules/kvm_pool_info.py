@@ -119,15 +119,15 @@ pools:
       type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool_facts import list_pools
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_info
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(**connection_argument_spec(), name=dict(type='str'),
                            volumes=dict(type='bool', default=False)),
         supports_check_mode=True,

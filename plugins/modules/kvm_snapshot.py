@@ -290,15 +290,15 @@ libvirt_error:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run
 from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot import SNAPSHOT_STATES, converge
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(
             **connection_argument_spec(),
             domain=dict(type='str', required=True),

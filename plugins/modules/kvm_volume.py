@@ -38,21 +38,25 @@ options:
   state:
     description:
       - V(present) - the volume exists (created from the content options when missing).
-      - V(absent) - the volume is deleted (that is the explicit request; O(wipe) first if asked).
+      - V(absent) - the volume is deleted (that is the explicit request; O(wipe) first if asked),
+        unless other volumes use it as their backing file (O(if_in_use)).
     type: str
     choices: [present, absent]
     default: present
   capacity:
     description:
       - Size of the volume as a size string (V(20GiB), V(512MiB), V(10G), V(1.5T), V(10GB) for
-        powers of 1000); a bare number is bytes.
+        powers of 1000); a bare number is bytes, and one under 1 MiB is refused, saying what it was
+        read as (V(20480) is 20 KiB, not 20 GiB: write the unit).
       - Required for an empty volume. With a source of content, the volume is grown to it when
         larger than the source.
       - On an existing volume, a larger value grows it; a smaller one is refused unless
         O(allow_shrink=true).
     type: str
   allocation:
-    description: Space to allocate up front when creating (sparse when not set).
+    description:
+      - Space to allocate up front when creating (sparse when not set); a size as for
+        O(capacity), a bare number is bytes.
     type: str
   format:
     description:
@@ -146,6 +150,17 @@ options:
     description: With O(state=absent), overwrite the volume's data before deleting it.
     type: bool
     default: false
+  if_in_use:
+    description:
+      - With O(state=absent), what to do with a volume that is the backing file of other volumes
+        (copy-on-write overlays, in any active pool of the host): they would break without it.
+      - V(fail) refuses, naming each of them, and deletes nothing (check mode predicts the
+        refusal). V(keep) leaves the volume, reports C(changed=false) with a warning and
+        RV(used_by), and does not fail (a teardown that removes what is no longer used).
+    type: str
+    choices: [fail, keep]
+    default: fail
+    version_added: 1.0.0
 notes:
   - O(owner), O(group) and O(mode) are applied by libvirt when it creates the file, and by the
     module to an existing file when the URI is local.
@@ -285,6 +300,15 @@ restart_required:
   description: Always false (a volume has nothing to restart); present for a uniform interface.
   returned: always
   type: bool
+used_by:
+  description:
+    - With O(state=absent), the volumes (C(pool/name)) whose backing file this volume is; it was
+      kept (O(if_in_use=keep)) or the run failed.
+  returned: when other volumes use the volume
+  type: list
+  elements: str
+  sample: [images/web1.qcow2, images/web2.qcow2]
+  version_added: 1.0.0
 downloaded:
   description: The cache file a URL was (or would be) downloaded to.
   returned: when a download happens
@@ -303,16 +327,16 @@ libvirt_error:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import secret_values
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import CONTENT_OPTIONS, Volume
 
 
 def main():
-    module = AnsibleModule(
+    module = KvmModule(
         argument_spec=dict(
             **connection_argument_spec(),
             name=dict(type='str'),
@@ -340,6 +364,7 @@ def main():
             allow_shrink=dict(type='bool', default=False),
             recreate=dict(type='bool', default=False),
             wipe=dict(type='bool', default=False),
+            if_in_use=dict(type='str', default='fail', choices=['fail', 'keep']),
         ),
         required_one_of=[('name', 'xml')],
         mutually_exclusive=[CONTENT_OPTIONS],

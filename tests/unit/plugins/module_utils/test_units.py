@@ -3,6 +3,7 @@ import pytest
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import (
     bytes_to_kib,
+    disk_size,
     format_size,
     parse_size,
     unit_factor,
@@ -67,3 +68,17 @@ def test_kib_rounds_up_and_sizes_print_for_people():
     assert format_size(512) == '512 B'
     assert format_size(2 * 1024 ** 3) == '2 GiB'
     assert format_size(1536 * 1024) == '1.5 MiB'
+
+
+@pytest.mark.parametrize('value', [20480, '20480', 1048575, 0.5, '4096'])
+def test_a_bare_number_that_makes_a_disk_under_1_mib_is_refused_saying_what_it_was_read_as(value):
+    with pytest.raises(KvmError) as caught:
+        disk_size(value, 'disk_size')
+    assert caught.value.msg.startswith(f'disk_size: {value} is a bare number, so it is bytes (')
+    assert f"'{value}GiB'" in caught.value.msg
+
+
+@pytest.mark.parametrize('value, expected', [(1048576, 1048576), ('16777216', 16777216), ('512KiB', 524288),
+                                             ('20GiB', 20 * 1024 ** 3), ('1KB', 1000)])
+def test_a_bare_number_of_a_mib_or_more_or_any_size_with_a_unit_is_taken(value, expected):
+    assert disk_size(value, 'capacity') == expected

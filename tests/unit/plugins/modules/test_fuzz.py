@@ -86,13 +86,13 @@ def argument_spec(module) -> dict:
         captured.update(kwargs)
         raise Capture()
 
-    original = module.AnsibleModule
-    module.AnsibleModule = fake
+    original = module.KvmModule
+    module.KvmModule = fake
     try:
         with pytest.raises(Capture):
             module.main()
     finally:
-        module.AnsibleModule = original
+        module.KvmModule = original
     return captured['argument_spec']
 
 

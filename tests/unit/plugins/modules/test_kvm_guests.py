@@ -90,7 +90,7 @@ def test_every_problem_is_reported_before_anything_changes(conn, run_module, tmp
                   'guests[3] (kvmtest-fleet-c): base_image.url needs a checksum',
                   f'guests[4] (kvmtest-fleet-d): base_image.path: {vdi} is a vdi image; only qcow2 and raw',
                   "guests[5] (kvmtest-fleet-e): cloud_init.user_data: a user-data string must start with '#cloud",
-                  'guests[6] (kvmtest-fleet-f): cloud_init.user_data.users[1].ssh_authorized_keys[0]',
+                  'guests[6] (kvmtest-fleet-f): cloud_init.ssh_authorized_keys[0]',
                   'guests[7] (kvmtest-fleet-g): initrd and cmdline need kernel',
                   'guests[8] (kvmtest-fleet-h): graphics: unknown key(s) passwrd',
                   'guests[9] (kvmtest-fleet-i): cloud_init.user_data: the #cloud-config is not valid YAML'):
@@ -104,7 +104,7 @@ def test_networks_are_checked_against_kvm_network_options(conn, run_module):
     networks = [{'name': 'kvmtest-fleet-n', 'forwrd': 'nat'}, {'name': 'kvmtest-fleet-m', 'bridge': {'nam': 'x'}}]
     result = run_module(kvm_guests.main, fleet([], networks=networks))
     assert result['failed']
-    assert 'networks[0]: forwrd. Supported parameters include' in result['msg']
+    assert 'networks[0].forwrd: unknown key (the keys here are autostart, bridge, dns' in result['msg']
     assert 'networks[1].bridge: unknown key(s) nam' in result['msg']
 
 
