@@ -143,6 +143,24 @@ def strip_runtime(definition) -> None:
 # ---- the resource -------------------------------------------------------------------------------
 
 
+STARTING_UP_WAIT = 60  # seconds a domain libvirt is still starting may take to run
+
+
+def settled_state(handle) -> tuple:
+    """``handle.state()``, once a start under way has ended: a domain paused with the reason
+    "starting up" is one libvirt is still starting (a run killed during its start leaves that to
+    libvirtd), and planning on it would resume a guest that is about to run by itself."""
+    import time  # pylint: disable=import-outside-toplevel  # only a start under way needs it
+
+    deadline = time.monotonic() + STARTING_UP_WAIT
+    state = handle.state()
+    while state[0] == libvirt.VIR_DOMAIN_PAUSED and state[1] == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = handle.state()
+    return state
+
+
 class Domain(Resource):
     kind = 'domain'
     result_key = 'domain'
@@ -174,7 +192,7 @@ class Domain(Resource):
 
     # ---- reading ------------------------------------------------------------------------------
     def read(self, handle) -> Snapshot:
-        code, _reason = handle.state()
+        code, _reason = settled_state(handle)
         active = bool(handle.isActive())
         persistent = bool(handle.isPersistent())
         secure = libvirt.VIR_DOMAIN_XML_SECURE

@@ -89,13 +89,42 @@ def cache_path(url: str, checksum, cache_dir: str) -> str:
     return os.path.join(cache_dir, f'{key}-{name}')
 
 
+def remove_abandoned_downloads(directory: str) -> list:
+    """Delete the partial downloads (``.download-<pid>-*``) of runs that were killed: those whose
+    process no longer runs. A download of a run still going on is left alone. Returns the paths."""
+    removed = []
+    for name in os.listdir(directory):
+        if not name.startswith('.download-'):
+            continue
+        pid = name.split('-')[1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue  # still running (or not ours to judge)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        elif pid.isdigit():
+            continue  # this very run's
+        path = os.path.join(directory, name)
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def download(url: str, destination: str, checksum, timeout: int = 60) -> None:
     """Fetch ``url`` into ``destination`` (atomically), verifying ``checksum`` on the way."""
     from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
 
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    directory = os.path.dirname(destination)
+    os.makedirs(directory, exist_ok=True)
+    remove_abandoned_downloads(directory)
     digest = hashlib.new(checksum[0]) if checksum else None
-    fd, partial = tempfile.mkstemp(dir=os.path.dirname(destination), prefix='.download-')
+    fd, partial = tempfile.mkstemp(dir=directory, prefix=f'.download-{os.getpid()}-')
     try:
         with os.fdopen(fd, 'wb') as out:
             try:

@@ -1,6 +1,7 @@
 """Pure parts of kvm_volume: images (formats, checksums, downloads) and cloud-init seeds."""
 
 import hashlib
+import os
 import re
 import shutil
 import struct
@@ -144,3 +145,18 @@ def test_secret_values_are_the_passwords_of_user_data_only():
     assert _seed.secret_values('#cloud-config\npassword: hunter2\n') == {'hunter2'}
     assert _seed.secret_values('#!/bin/sh\necho password: x\n') == set()
     assert _seed.secret_values(None) == set()
+
+
+def test_partial_downloads_of_killed_runs_are_removed_and_running_ones_kept(tmp_path):
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    abandoned = tmp_path / f'.download-{dead.pid}-abc123'
+    running = tmp_path / f'.download-{os.getppid()}-def456'
+    mine = tmp_path / f'.download-{os.getpid()}-ghi789'
+    legacy = tmp_path / '.download-xyz'
+    other = tmp_path / 'image.qcow2'
+    for path in (abandoned, running, mine, legacy, other):
+        path.write_bytes(b'x')
+    removed = _images.remove_abandoned_downloads(str(tmp_path))
+    assert sorted(removed) == sorted([str(abandoned), str(legacy)])
+    assert running.exists() and mine.exists() and other.exists()
