@@ -134,6 +134,26 @@ def is_error(err, *codes) -> bool:
     return err.get_error_code() in codes
 
 
+POOL_BUSY_WAIT = 30  # seconds a refresh waits for a pool's asynchronous jobs to end
+
+
+def refresh_pool(pool, timeout: float = POOL_BUSY_WAIT) -> None:
+    """``pool.refresh()``, waiting while the pool "has asynchronous jobs running": libvirtd ends
+    the upload of a client that was killed a moment ago only once it notices the client is gone,
+    and a refresh meanwhile is refused."""
+    import time  # pylint: disable=import-outside-toplevel  # only a busy pool needs it
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pool.refresh(0)
+            return
+        except libvirt.libvirtError as err:
+            if 'asynchronous jobs running' not in str(err) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.25)
+
+
 def resolve_uri(uri: str | None) -> str:
     """The URI to use: the option, else ``LIBVIRT_DEFAULT_URI``, else qemu:///system."""
     return uri or os.environ.get('LIBVIRT_DEFAULT_URI') or DEFAULT_URI

@@ -27,6 +27,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     is_local_uri,
     libvirt,
     libvirt_failure,
+    refresh_pool,
     resolve_uri,
     xml_desc,
 )
@@ -191,6 +192,56 @@ def host_uuid(conn) -> str | None:
     return uuid.strip() if uuid else None
 
 
+# The volumes a storage copy creates on the destination are named in the running source guest's
+# metadata before they are made (live only: nothing is written to its definition). A run killed
+# during the copy leaves them; the next run of the same migration finds them by that record, and
+# deletes what no guest on the destination uses before it copies again.
+COPIES_NS = 'https://hypervisor.kvm/migration/copies'
+
+
+def recorded_copies(handle, dest_uuid: str | None) -> list:
+    """The destination paths an interrupted storage copy to the host ``dest_uuid`` created."""
+    try:
+        text = handle.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, COPIES_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED):
+            return []
+        raise
+    record = _xml.parse_xml(text, 'the storage copy record')
+    if dest_uuid is None or record.get('destination') != dest_uuid:
+        return []
+    return [volume.get('path') for volume in record.findall('volume') if volume.get('path')]
+
+
+def record_copies(handle, dest_uuid: str | None, paths: list) -> None:
+    """Name ``paths`` in the running guest's metadata (None: forget them). Best effort: a driver
+    without metadata support only loses the clean-up after a kill."""
+    if dest_uuid is None:
+        return
+    if paths:
+        record = _xml.ET.Element('copies', destination=dest_uuid)
+        for path in paths:
+            _xml.ET.SubElement(record, 'volume', path=path)
+        text, key = _xml.to_text(record, pretty=False), 'kvmcopies'
+    else:
+        text, key = None, None
+    try:
+        handle.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, key, COPIES_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() not in (libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_NO_SUPPORT,
+                                        libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_DOMAIN):
+            raise
+
+
+def paths_in_use(conn) -> set:
+    """Every disk source path of every guest on ``conn``."""
+    used = set()
+    for domain in conn.listAllDomains(0):
+        definition = xml_desc(domain, 0, 'libvirt domain XML')
+        used.update(disk['path'] for disk in disk_sources(definition) if disk['path'])
+    return used
+
+
 def node_memory(conn) -> dict:
     """The host's memory in bytes: ``total`` and ``free`` (free + buffers + cached: what guests
     can get without swapping); ``free`` is None where libvirt cannot say."""
@@ -237,7 +288,7 @@ def lookup_volume(pool, name: str, refresh: bool = False):
     """The volume ``name`` of ``pool`` or None; ``refresh`` rescans the pool first (a file
     copied there outside libvirt)."""
     if refresh:
-        pool.refresh(0)
+        refresh_pool(pool)
     try:
         return pool.storageVolLookupByName(name)
     except libvirt.libvirtError as err:
@@ -300,6 +351,7 @@ class Migration:
         self.name = params['name']
         self.source_uri = resolve_uri(params.get('uri'))
         self.dest_uri = params['dest_uri']
+        self.dest_uuid = None  # the destination's host UUID, read when a storage copy needs it
 
     # ---- planning -----------------------------------------------------------------------------
     def converge(self) -> dict:
@@ -424,6 +476,7 @@ class Migration:
         copying = mode == 'migrate' and self.params['copy_storage'] != 'none'
         dest_pools = pool_paths(self.dest)
         volumes = []
+        leftovers = self.interrupted_copies(source) if copying else set()
         for disk in disk_sources(definition):
             if not disk['path'] and not disk['pool']:
                 continue  # an empty CD-ROM, or network storage both hosts reach
@@ -437,6 +490,9 @@ class Migration:
             else:
                 pool, existing = self.destination_volume_at(disk['path'], dest_pools)
             if copied:
+                if existing is not None and existing.path() in leftovers:
+                    self.plan_remove_partial_copy(existing, plan)
+                    existing = None
                 if existing is not None:
                     if not self.params['replace_storage']:
                         problems.append(f'{label}: a volume is already at {existing.path()} (a copy left by an earlier '
@@ -463,6 +519,22 @@ class Migration:
                     plan.warnings.append(f"{label}: not in a storage pool on the destination, so its presence "
                                          'there could not be checked')
         return [volume for volume in volumes if volume is not None]
+
+    def interrupted_copies(self, source: Presence) -> set:
+        """Destination volumes an interrupted copy of this guest to this destination left, and no
+        guest there uses."""
+        if not source.active:
+            return set()
+        self.dest_uuid = host_uuid(self.dest)
+        recorded = set(recorded_copies(source.handle, self.dest_uuid))
+        return recorded - paths_in_use(self.dest) if recorded else set()
+
+    def plan_remove_partial_copy(self, volume, plan: Plan) -> None:
+        path = volume.path()
+        plan.extra.setdefault('removed_partial_copies', []).append(path)
+        plan.add('remove-partial-copy',
+                 f'deleting {path} on the destination {self.dest_uri}, the partial storage copy an interrupted '
+                 f"migration of guest '{self.name}' left", lambda: volume.delete(0))
 
     def destination_volume_in_pool(self, disk: dict, dest_pools: list, label: str, problems: list):
         """A ``<source pool= volume=>`` disk: the destination's pool of that name and the volume."""
@@ -540,7 +612,12 @@ class Migration:
 
     # ---- applying -----------------------------------------------------------------------------
     def create_volumes(self, volumes: list, plan: Plan) -> None:
-        """Create the destination volumes; when one fails, those created before it go again."""
+        """Create the destination volumes; when one fails, those created before it go again. They
+        are named in the source guest's metadata first (:func:`record_copies`)."""
+        source = plan.context['source']
+        if self.dest_uuid is None:
+            self.dest_uuid = host_uuid(self.dest)
+        record_copies(source.handle, self.dest_uuid, [volume['path'] for volume in volumes])
         for volume in volumes:
             try:
                 with guard(f"creating volume {volume['path']} in pool '{volume['pool']}' on the destination"):
@@ -586,6 +663,8 @@ class Migration:
             if outcome.get('timeout_action_taken') == 'suspend' and source.state == 'running' \
                     and power_state(new.state()[0]) == 'paused':
                 new.resume()  # paused to finish the migration, not by the user
+        if plan.context['created']:
+            record_copies(new, self.dest_uuid, [])  # the copies are the guest's disks now
         plan.context['stats'] = completed_job_stats(new)
 
     def run_migration(self, handle, flags: int, typed: dict) -> dict:
@@ -643,6 +722,11 @@ class Migration:
         err = outcome['error']
         leftover = self.remove_created_volumes(plan)
         now = find_guest(self.conn, self.name, f'the source {self.source_uri}')
+        if not leftover and now.active:
+            try:
+                record_copies(now.handle, self.dest_uuid, [])  # nothing left for a later run to remove
+            except libvirt.libvirtError:
+                pass  # the record names volumes that are gone: a later run finds nothing to remove
         if outcome.get('timeout_action_taken') == 'abort':
             message = timed_out_message(self.name, self.dest_uri, self.params['timeout'])
         elif isinstance(err, libvirt.libvirtError):

@@ -16,7 +16,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
     sanitise_path,
     set_permissions,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, is_remote_uri
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, is_remote_uri, refresh_pool
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool_facts import (
     definition_facts,
     inactive_xml,
@@ -166,7 +166,7 @@ class StoragePool(Resource):
         def apply():
             set_permissions(directory, changes)
             if before.active:
-                before.handle.refresh(0)
+                refresh_pool(before.handle)
 
         plan.insert_before(('start', 'restart'),
                            Action('set-permissions', f'setting {describe(changes)} on {directory}', apply))
@@ -262,7 +262,7 @@ class StoragePool(Resource):
 
 def delete_all_volumes(handle) -> list:
     """Delete every volume of an active pool; returns their paths."""
-    handle.refresh(0)
+    refresh_pool(handle)
     paths = []
     for volume in handle.listAllVolumes(0):
         paths.append(volume.path())

@@ -32,7 +32,12 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._images import (
     is_url,
     parse_checksum,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, is_remote_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    is_local_uri,
+    is_remote_uri,
+    libvirt,
+    refresh_pool,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import (
     build_seed_iso,
@@ -613,5 +618,5 @@ def find_volume(pool, name: str):
             if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
                 raise
             if attempt == 0:
-                pool.refresh(0)
+                refresh_pool(pool)
     return None

@@ -208,9 +208,9 @@ EXAMPLES = r'''
 RETURN = r'''
 actions:
   description:
-    - What was done (or would be in check mode), in order - V(create-destination-volumes),
-      V(migrate) or V(migrate-offline), V(remove-source-storage). Empty when the guest is already
-      on the destination.
+    - What was done (or would be in check mode), in order - V(remove-partial-copy),
+      V(create-destination-volumes), V(migrate) or V(migrate-offline), V(remove-source-storage).
+      Empty when the guest is already on the destination.
   returned: always
   type: list
   elements: str
@@ -315,6 +315,16 @@ created_volumes:
   returned: always
   type: list
   elements: str
+removed_partial_copies:
+  description:
+    - Paths of destination volumes deleted before the copy because an interrupted run of this
+      migration had created them (the running source guest's metadata names them) and no guest on
+      the destination uses them. A volume that was not recorded that way is never deleted; it
+      stops the migration unless O(replace_storage=true).
+  returned: when there were any
+  type: list
+  elements: str
+  version_added: 1.0.0
 removed_source_volumes:
   description: Paths of the source volumes deleted with O(remove_source_storage).
   returned: always

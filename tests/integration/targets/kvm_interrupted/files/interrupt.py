@@ -111,11 +111,25 @@ def fleet_reset(uri: str, config: dict) -> None:
             if pool.name() == config['pool']:
                 if not pool.isActive():
                     pool.create()
-                pool.refresh(0)
+                refresh(pool)
                 for volume in pool.listAllVolumes():
                     volume.delete(0)
     finally:
         conn.close()
+
+
+def refresh(pool) -> None:
+    """A refresh, waiting while libvirtd still ends a killed client's upload ("asynchronous jobs
+    running"), as the modules do (_libvirt.refresh_pool)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            pool.refresh(0)
+            return
+        except libvirt.libvirtError as err:
+            if 'asynchronous jobs running' not in str(err) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.25)
 
 
 def fleet_state(uri: str, config: dict, pool_dir=None) -> dict:
@@ -128,7 +142,7 @@ def fleet_state(uri: str, config: dict, pool_dir=None) -> dict:
                 state[f'domain {domain.name()}'] = domain.state()[0]
         for pool in conn.listAllStoragePools():
             if pool.name() == config['pool'] and pool.isActive():
-                pool.refresh(0)
+                refresh(pool)
                 for volume in pool.listAllVolumes():
                     info = volume.info()
                     state[f'volume {volume.name()}'] = info[1]  # capacity
@@ -230,7 +244,7 @@ def case_migration(config: dict) -> dict:
                         if domain.isPersistent():
                             domain.undefine()
                 pool = conn.storagePoolLookupByName(config['mig_pool'])
-                pool.refresh(0)
+                refresh(pool)
                 for volume in pool.listAllVolumes():
                     if uri == b_uri or volume.name() != f'{guest}.qcow2':
                         volume.delete(0)
@@ -252,7 +266,7 @@ def case_migration(config: dict) -> dict:
                     if domain.name() == guest:
                         found[f'{label} domain'] = (domain.state()[0], bool(domain.isPersistent()))
                 pool = conn.storagePoolLookupByName(config['mig_pool'])
-                pool.refresh(0)
+                refresh(pool)
                 found[f'{label} volumes'] = sorted(volume.name() for volume in pool.listAllVolumes())
             finally:
                 conn.close()
