@@ -226,6 +226,7 @@ def case_upload(config: dict) -> dict:
                        again=lambda: run('kvm_volume', args), state=state)
     finally:
         server.close()
+        reset()  # nothing of this case is left for the next (the restart case's pool shares the directory)
 
 
 def case_migration(config: dict) -> dict:
