@@ -59,18 +59,29 @@ class Presence:
         return f"{self.state} ({'persistent' if self.persistent else 'transient'})"
 
 
-def find_guest(conn, name: str, where: str) -> Presence:
-    """The guest ``name`` on ``conn`` (``where`` names the host in errors)."""
+def find_guest(conn, name: str, where: str, settle: float = 0) -> Presence:
+    """The guest ``name`` on ``conn`` (``where`` names the host in errors). With ``settle``, an
+    incoming migration's leftover (a transient guest paused for the migration, which libvirtd
+    removes once it sees the source's connection gone, as after a killed run) is waited for up
+    to that many seconds; a guest that vanishes while it is read is absent."""
+    deadline = time.monotonic() + settle
     with guard(f"looking up guest '{name}' on {where}"):
-        try:
-            handle = conn.lookupByName(name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return Presence()
-            raise
-        return Presence(exists=True, handle=handle, state=power_state(handle.state()[0]),
-                        active=bool(handle.isActive()), persistent=bool(handle.isPersistent()),
-                        uuid=handle.UUIDString())
+        while True:
+            try:
+                handle = conn.lookupByName(name)
+                state, reason = handle.state()
+                found = Presence(exists=True, handle=handle, state=power_state(state),
+                                 active=bool(handle.isActive()), persistent=bool(handle.isPersistent()),
+                                 uuid=handle.UUIDString())
+            except libvirt.libvirtError as err:
+                if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return Presence()
+                raise
+            incoming = (not found.persistent and state == libvirt.VIR_DOMAIN_PAUSED
+                        and reason == libvirt.VIR_DOMAIN_PAUSED_MIGRATION)
+            if not incoming or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.25)
 
 
 def decide(name: str, source: Presence, target: Presence, source_uri: str, dest_uri: str) -> str:
@@ -358,7 +369,7 @@ class Migration:
         """Plan, apply unless in check mode, and build the result."""
         self.refuse_same_host()
         source = find_guest(self.conn, self.name, f'the source {self.source_uri}')
-        target = find_guest(self.dest, self.name, f'the destination {self.dest_uri}')
+        target = find_guest(self.dest, self.name, f'the destination {self.dest_uri}', settle=30)
         mode = decide(self.name, source, target, self.source_uri, self.dest_uri)
         plan = Plan()
         plan.context.update(source=source, target=target, mode=mode, created=[], removed=[])
@@ -778,8 +789,8 @@ class Migration:
                 f"reading where guest '{self.name}' is after the migration")
         stats = plan.context.get('stats') or {}
         # the facts planning gathered go into the result's own keys, not beside them
-        facts = {key: plan.extra.pop(key, None) for key in ('guest_memory', 'destination_memory', 'mode', 'flags',
-                                                             'destination_volumes')}
+        fact_keys = ('guest_memory', 'destination_memory', 'mode', 'flags', 'destination_volumes')
+        facts = {key: plan.extra.pop(key, None) for key in fact_keys}
         result = plan_result(plan, where_text(self.source_uri, source, self.dest_uri, target),
                              where_text(self.source_uri, source_after, self.dest_uri, target_after),
                              f"where guest '{self.name}' is")

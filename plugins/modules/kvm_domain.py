@@ -242,8 +242,8 @@ options:
     description:
       - With O(state=absent), also delete the volumes and files the domain's own disks use (not
         cdroms, not shareable disks); RV(removed_storage) lists them.
-      - What something else still uses is kept, with a warning, and listed in RV(kept_storage): a
-        disk another domain uses, and a volume that is the backing file of other volumes (their
+      - What something else still uses is kept, with a warning, and listed in RV(kept_storage), namely
+        a disk another domain uses, and a volume that is the backing file of other volumes (their
         copy-on-write overlays would break).
     type: bool
     default: false

@@ -47,7 +47,7 @@ options:
     description:
       - Size of the volume as a size string (V(20GiB), V(512MiB), V(10G), V(1.5T), V(10GB) for
         powers of 1000); a bare number is bytes, and one under 1 MiB is refused, saying what it was
-        read as (V(20480) is 20 KiB, not 20 GiB: write the unit).
+        read as (V(20480) is 20 KiB, not 20 GiB; write the unit).
       - Required for an empty volume. With a source of content, the volume is grown to it when
         larger than the source.
       - On an existing volume, a larger value grows it; a smaller one is refused unless
@@ -153,7 +153,7 @@ options:
   if_in_use:
     description:
       - With O(state=absent), what to do with a volume that is the backing file of other volumes
-        (copy-on-write overlays, in any active pool of the host): they would break without it.
+        (copy-on-write overlays, in any active pool of the host), which would break without it.
       - V(fail) refuses, naming each of them, and deletes nothing (check mode predicts the
         refusal). V(keep) leaves the volume, reports C(changed=false) with a warning and
         RV(used_by), and does not fail (a teardown that removes what is no longer used).

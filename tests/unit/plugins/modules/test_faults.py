@@ -234,11 +234,18 @@ RUNS = [
 SYSTEM = 'qemu:///system'
 SYSTEM_POOL = {'name': 'kvmtest-flt-sys', 'path': '/var/tmp/kvmtest-flt-sys'}
 SOURCE_IMAGE = '/var/tmp/kvmtest-flt-src/image.qcow2'
+
+
+def system_pool(run):
+    run(kvm_pool.main, {'uri': SYSTEM, 'name': SYSTEM_POOL['name'], 'type': 'dir',
+                        'target': {'path': SYSTEM_POOL['path']}, 'state': 'active'})
+
+
 SYSTEM_RUNS = [
     ('volume cloud-init seed', kvm_volume.main,
      {'uri': SYSTEM, 'pool': SYSTEM_POOL['name'], 'name': 'kvmtest-flt-seed.iso',
       'cloud_init': {'user_data': {'users': [{'name': 'tester', 'ssh_authorized_keys': [KEY]}]}}},
-     lambda run: system_pool(run)),
+     system_pool),
     ('volume uploaded from a file', kvm_volume.main,
      {'uri': SYSTEM, 'pool': SYSTEM_POOL['name'], 'name': 'kvmtest-flt-up.qcow2', 'upload_from': SOURCE_IMAGE},
      lambda run: system_pool(run) or source_image()),
@@ -253,11 +260,6 @@ SYSTEM_RUNS = [
                   'cloud_init': {'user': 'tester', 'ssh_authorized_keys': [KEY]}} for index in range(3)]},
      None),
 ]
-
-
-def system_pool(run):
-    run(kvm_pool.main, {'uri': SYSTEM, 'name': SYSTEM_POOL['name'], 'type': 'dir',
-                        'target': {'path': SYSTEM_POOL['path']}, 'state': 'active'})
 
 
 def source_image():
@@ -313,15 +315,15 @@ def start_from(conn, reset, run_module, setup, prefix):
 
 @pytest.mark.parametrize('kind', ['error', 'drop'])
 @pytest.mark.parametrize('label, main, args, setup', RUNS, ids=[run[0] for run in RUNS])
-def test_every_libvirt_call_failing_is_reported_honestly(conn, reset_driver, run_module, faulty, label, main, args,
-                                                          setup, kind):
+def test_every_libvirt_call_failing_is_reported_honestly(
+        conn, reset_driver, run_module, faulty, label, main, args, setup, kind):
     injected(conn, reset_driver, run_module, faulty, label, main, args, setup, kind, '')
 
 
 @pytest.mark.parametrize('kind', ['error', 'drop'])
 @pytest.mark.parametrize('label, main, args, setup', SYSTEM_RUNS, ids=[run[0] for run in SYSTEM_RUNS])
-def test_every_libvirt_call_failing_is_reported_honestly_on_the_daemon(system_conn, run_module, faulty, label, main,
-                                                                        args, setup, kind):
+def test_every_libvirt_call_failing_is_reported_honestly_on_the_daemon(
+        system_conn, run_module, faulty, label, main, args, setup, kind):
     injected(system_conn, system_reset, run_module, faulty, label, main, args, setup, kind, 'kvmtest-flt')
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Usage: interrupt.py CASE CONFIG.json
 
 A module run killed at any moment is finished by the next run (docs/architecture.md, "A killed
