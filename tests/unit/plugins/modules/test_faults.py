@@ -380,4 +380,7 @@ def injected(conn, reset, run_module, faulty, label, main, args, setup, kind, pr
                             f"{third.get('actions')} {third.get('msg', '')}")
     behaved = calls - len({problem.split(':')[0] for problem in problems})
     print(f'\nfaults: {label}, {kind}: {calls} injected, {behaved} behaved')
+    if os.environ.get('KVM_FAULTS_REPORT'):  # make test-unit sums these lines up after pytest
+        with open(os.environ['KVM_FAULTS_REPORT'], 'a', encoding='utf-8') as report:
+            report.write(f'{calls} {behaved} {label}, {kind}\n')
     assert not problems, '\n'.join(problems)
