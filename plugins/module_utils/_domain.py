@@ -23,6 +23,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    each_read,
     flags,
     is_local_uri,
     libvirt,
@@ -326,10 +327,9 @@ class Domain(Resource):
         for source in mine:
             source['resolved'] = self.storage_path(source)
         elsewhere = set()
-        for other in self.conn.listAllDomains(0):
-            if other.name() == self.name:
-                continue
-            for source in disk_sources(_xml.parse_xml(other.XMLDesc(0), 'libvirt domain XML')):
+        others = [other for other in self.conn.listAllDomains(0) if other.name() != self.name]
+        for _other, text in each_read(others, lambda other: other.XMLDesc(0), libvirt.VIR_ERR_NO_DOMAIN):
+            for source in disk_sources(_xml.parse_xml(text, 'libvirt domain XML')):
                 elsewhere.add(self.storage_path(source))
         kept = plan.extra['kept_storage']
         for source in mine:

@@ -134,6 +134,21 @@ def is_error(err, *codes) -> bool:
     return err.get_error_code() in codes
 
 
+def each_read(handles, read, *gone):
+    """``(handle, read(handle))`` for each of ``handles`` (a bulk listing) that still exists when
+    it is read. Another client may remove an object between the listing and the read (a guest
+    undefined, a volume deleted, a pool stopped): libvirt then answers one of the ``gone`` error
+    codes, and the object is left out, as if it had not been listed."""
+    for handle in handles:
+        try:
+            value = read(handle)
+        except libvirt.libvirtError as err:
+            if is_error(err, *gone):
+                continue
+            raise
+        yield handle, value
+
+
 POOL_BUSY_WAIT = 30  # seconds a refresh waits for a pool's asynchronous jobs to end
 
 

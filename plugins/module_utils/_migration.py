@@ -23,6 +23,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmE
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     Connection,
     connect,
+    each_read,
     guard,
     is_local_uri,
     libvirt,
@@ -247,8 +248,9 @@ def record_copies(handle, dest_uuid: str | None, paths: list) -> None:
 def paths_in_use(conn) -> set:
     """Every disk source path of every guest on ``conn``."""
     used = set()
-    for domain in conn.listAllDomains(0):
-        definition = xml_desc(domain, 0, 'libvirt domain XML')
+    listed = conn.listAllDomains(0)
+    for _domain, definition in each_read(listed, lambda domain: xml_desc(domain, 0, 'libvirt domain XML'),
+                                         libvirt.VIR_ERR_NO_DOMAIN):
         used.update(disk['path'] for disk in disk_sources(definition) if disk['path'])
     return used
 

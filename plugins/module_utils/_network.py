@@ -14,7 +14,11 @@ import xml.etree.ElementTree as ET
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import ip_address, mac_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    each_read,
+    is_local_uri,
+    libvirt,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts import (
     bridge_name,
     definition_facts,
@@ -434,8 +438,9 @@ class Network(Resource):
     def attached_interfaces(self, bridge_name: str | None) -> list:
         """Interfaces of running guests on this network (or its bridge)."""
         found = []
-        for domain in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            definition = _xml.parse_xml(domain.XMLDesc(0), 'libvirt domain XML')
+        running = self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        for domain, text in each_read(running, lambda domain: domain.XMLDesc(0), libvirt.VIR_ERR_NO_DOMAIN):
+            definition = _xml.parse_xml(text, 'libvirt domain XML')
             for interface in definition.findall('devices/interface'):
                 source = interface.find('source')
                 if source is None:

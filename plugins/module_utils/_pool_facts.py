@@ -7,7 +7,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import libvirt, read_all, xml_desc
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    each_read,
+    libvirt,
+    read_all,
+    xml_desc,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volume_info
 
 POOL_STATES = {
@@ -39,8 +44,9 @@ def pool_info(handle, volume_details: bool = False) -> dict:
     if not active:
         volumes = None
     elif volume_details:
-        volumes = [volume_info(volume, handle.name())
-                   for volume in sorted(handle.listAllVolumes(0), key=lambda volume: volume.name())]
+        listed = sorted(handle.listAllVolumes(0), key=lambda volume: volume.name())
+        volumes = [info for _volume, info in each_read(listed, lambda volume: volume_info(volume, handle.name()),
+                                                         libvirt.VIR_ERR_NO_STORAGE_VOL)]
     else:
         volumes = sorted(handle.listVolumes())
     return {

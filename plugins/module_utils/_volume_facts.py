@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import each_read, libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import libvirt_size
 
 
@@ -38,11 +39,12 @@ def volumes_backed_by(conn, paths) -> dict:
     found = {}
     if not wanted:
         return found
-    for pool in conn.listAllStoragePools(0):
-        if not pool.isActive():
-            continue
-        for volume in pool.listAllVolumes(0):
-            backing = _xml.parse_xml(volume.XMLDesc(0), 'libvirt volume XML').findtext('backingStore/path')
+    # pools and volumes that another client removes or stops meanwhile are left out
+    pools = each_read(conn.listAllStoragePools(0), lambda pool: pool.listAllVolumes(0) if pool.isActive() else [],
+                      libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_OPERATION_INVALID)
+    for pool, volumes in pools:
+        for volume, text in each_read(volumes, lambda volume: volume.XMLDesc(0), libvirt.VIR_ERR_NO_STORAGE_VOL):
+            backing = _xml.parse_xml(text, 'libvirt volume XML').findtext('backingStore/path')
             if backing in wanted:
                 found.setdefault(backing, []).append(f'{pool.name()}/{volume.name()}')
     return {path: sorted(names) for path, names in found.items()}

@@ -215,3 +215,29 @@ def test_the_libssh_transport_is_refused_before_libvirt_10(monkeypatch):
 
 def test_libvirt_versions_read_as_people_write_them():
     assert _libvirt.version_text(9_000_000) == '9.0.0' and _libvirt.version_text(10_010_002) == '10.10.2'
+
+
+def test_objects_removed_between_listing_and_reading_are_left_out(conn, reset_driver):
+    """Another client deletes a volume and undefines a guest after our bulk listing."""
+    from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volumes_backed_by
+
+    reset_driver(conn)
+    pool = conn.storagePoolLookupByName('default-pool')
+    for name in ('kvmtest-base.img', 'kvmtest-gone.img'):
+        pool.createXML(f"<volume><name>{name}</name><capacity>1048576</capacity></volume>", 0)
+    base = pool.storageVolLookupByName('kvmtest-base.img').path()
+    pool.createXML(f"<volume><name>kvmtest-overlay.img</name><capacity>1048576</capacity>"
+                   f"<backingStore><path>{base}</path></backingStore></volume>", 0)
+    listed = pool.listAllVolumes(0)
+    pool.storageVolLookupByName('kvmtest-gone.img').delete(0)
+    read = dict((volume.name(), text) for volume, text in _libvirt.each_read(
+        listed, lambda volume: volume.XMLDesc(0), _libvirt.libvirt.VIR_ERR_NO_STORAGE_VOL))
+    assert 'kvmtest-gone.img' not in read and 'kvmtest-base.img' in read
+    assert volumes_backed_by(conn, [base]) == {base: ['default-pool/kvmtest-overlay.img']}
+
+    domains = conn.listAllDomains(0)
+    conn.lookupByName('test').destroy()
+    conn.lookupByName('test').undefine()
+    assert list(_libvirt.each_read(domains, lambda domain: domain.XMLDesc(0), _libvirt.libvirt.VIR_ERR_NO_DOMAIN)) == []
+    with pytest.raises(_libvirt.libvirt.libvirtError):  # any other error still counts
+        list(_libvirt.each_read(domains, lambda domain: domain.XMLDesc(0), _libvirt.libvirt.VIR_ERR_NO_STORAGE_VOL))
