@@ -45,8 +45,8 @@ def pool_info(handle, volume_details: bool = False) -> dict:
         volumes = None
     elif volume_details:
         listed = sorted(handle.listAllVolumes(0), key=lambda volume: volume.name())
-        volumes = [info for _volume, info in each_read(listed, lambda volume: volume_info(volume, handle.name()),
-                                                         libvirt.VIR_ERR_NO_STORAGE_VOL)]
+        read = each_read(listed, lambda volume: volume_info(volume, handle.name()), libvirt.VIR_ERR_NO_STORAGE_VOL)
+        volumes = [info for _volume, info in read]
     else:
         volumes = sorted(handle.listVolumes())
     return {
