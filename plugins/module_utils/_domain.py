@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import time
 import xml.etree.ElementTree as ET
 
@@ -20,6 +19,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
     interface_addresses,
     mask_secrets,
     power_state,
+    resolve_machine,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
@@ -34,7 +34,6 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Pl
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, unit_factor
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volumes_backed_by
 
-DOMAIN_STATES = ('present', 'running', 'shutdown', 'destroyed', 'paused', 'absent')
 UNDEFINE_FLAGS = ('VIR_DOMAIN_UNDEFINE_MANAGED_SAVE', 'VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA',
                   'VIR_DOMAIN_UNDEFINE_NVRAM', 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA')
 
@@ -84,15 +83,6 @@ def disk_key(disk) -> str:
     """Disks pair by their target (libvirt groups them by bus, whatever order they came in)."""
     target = disk.find('target')
     return target.get('dev', '') if target is not None else ''
-
-
-def resolve_machine(wanted: str, current_type) -> str:
-    """``q35`` or ``pc`` as libvirt expanded it (``pc-q35-7.2``), so an alias is not drift."""
-    have = current_type.get('machine') if current_type is not None else None
-    if have and (have == wanted or re.fullmatch(rf'pc-{"q35" if wanted == "q35" else "i440fx"}-[\d.]+', have)
-                 and wanted in ('q35', 'pc')):
-        return have
-    return wanted
 
 
 def external_overlays(before: Snapshot) -> dict:

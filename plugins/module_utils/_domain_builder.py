@@ -11,8 +11,7 @@ from urllib.parse import urlsplit
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import mac_address
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import resolve_machine
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import GUEST_AGENT
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import GUEST_AGENT, resolve_machine
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_virt_mode
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
@@ -349,14 +348,6 @@ def memory_sizes(conn, memory, maximum) -> tuple:
         raise KvmError(f'memory: {format_size(maximum_bytes)} is more than the host has '
                        f'({format_size(host_kib * 1024)})')
     return memory_bytes, maximum_bytes
-
-
-def cpu_options() -> dict:
-    """The suboptions of kvm_domain's ``cpu`` (also those of a kvm_guests guest's)."""
-    return dict(
-        mode=dict(type='str', choices=['host-passthrough', 'host-model', 'maximum', 'custom']),
-        model=dict(type='str'), sockets=dict(type='int'), cores=dict(type='int'), threads=dict(type='int'),
-    )
 
 
 def check_cpu(cpu: dict, max_vcpus, option: str = 'cpu') -> tuple:

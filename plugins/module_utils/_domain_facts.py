@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, libvirt, xml_desc
@@ -21,6 +22,15 @@ RUNNING_REASONS = {0: 'unknown', 1: 'booted', 2: 'migrated', 3: 'restored', 4: '
                    6: 'migration-canceled', 7: 'save-canceled', 8: 'wakeup', 9: 'crashed', 10: 'post-copy'}
 PAUSED_REASONS = {0: 'unknown', 1: 'user', 2: 'migration', 3: 'save', 4: 'dump', 5: 'ioerror', 6: 'watchdog',
                   7: 'from-snapshot', 8: 'shutting-down', 9: 'snapshot', 10: 'api-error', 11: 'starting-up'}
+
+
+def resolve_machine(wanted: str, current_type) -> str:
+    """``q35`` or ``pc`` as libvirt expanded it (``pc-q35-7.2``), so an alias is not drift."""
+    have = current_type.get('machine') if current_type is not None else None
+    if have and (have == wanted or re.fullmatch(rf'pc-{"q35" if wanted == "q35" else "i440fx"}-[\d.]+', have)
+                 and wanted in ('q35', 'pc')):
+        return have
+    return wanted
 
 
 def power_state(code: int) -> str:

@@ -29,19 +29,23 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder imp
     check_boot_file,
     check_cpu,
     check_domain_name,
-    cpu_options,
     memory_sizes,
     vcpu_counts,
+)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_options import (
+    VIRT_TYPES,
+    cpu_options,
+    domain_options,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._images import image_facts, is_url, parse_checksum
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, libvirt, wait_until
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import Network, network_options
-from ansible_collections.hypervisor.kvm.plugins.module_utils._options import input_problems, typed_union
-from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import completed, input_problems, typed_union
+from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool, pool_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import check_public_key, secret_values, seed_files
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import disk_size, format_size
-from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume, volume_options
 
 GUEST_STATES = ('running', 'shutdown', 'absent')
 # domain steps that may run beside each other's (no waits, nothing that reconnects), how many at once
@@ -59,7 +63,7 @@ def guest_options() -> dict:
         memory=dict(type='str'),
         vcpus=dict(type='int'),
         cpu=dict(type='dict', options=cpu_options()),
-        virt_type=dict(type='str', choices=['auto', 'kvm', 'qemu']),
+        virt_type=dict(type='str', choices=VIRT_TYPES),
         autostart=dict(type='bool'),
         base_image=dict(type='dict', options=dict(
             url=dict(type='str'), path=dict(type='path'), checksum=dict(type='str'), volume=dict(type='str'))),
@@ -105,7 +109,7 @@ def fleet_options() -> dict:
         defaults=dict(type='dict', default={}, options=dict(
             memory=dict(type='str', default='1GiB'),
             vcpus=dict(type='int', default=1),
-            virt_type=dict(type='str', default='auto', choices=['auto', 'kvm', 'qemu']),
+            virt_type=dict(type='str', default='auto', choices=VIRT_TYPES),
             networks=dict(type='list', elements='str', default=['default']),
         )),
         wait_for_ip=dict(type='int', default=120),
@@ -257,7 +261,7 @@ class Fleet:
                 problems.append(f"{where}: disk_size {format_size(size)} is smaller than its base image "
                                 f"({format_size(image['capacity'])})")
         check(lambda: check_domain_name(guest['name']))
-        check(lambda: memory_sizes(self.conn, guest.get('memory') or defaults.get('memory') or '1GiB', None))
+        check(lambda: memory_sizes(self.conn, guest.get('memory') or defaults.get('memory'), None))
         check(lambda: vcpu_counts(guest.get('vcpus') or defaults.get('vcpus') or 1, None))
         if guest.get('cpu'):
             check(lambda: check_cpu(guest['cpu'], guest.get('vcpus') or defaults.get('vcpus') or 1))
@@ -309,18 +313,17 @@ class Fleet:
         if guest.get('kernel'):
             boot = {'kernel': guest['kernel'], 'initrd': guest.get('initrd'), 'cmdline': guest.get('cmdline'),
                     'devices': ['hd']}
-        return {
+        given = {
             'name': guest['name'], 'state': derived['state'],
-            'virt_type': guest.get('virt_type') or defaults.get('virt_type') or 'auto',
-            'memory': guest.get('memory') or defaults.get('memory') or '1GiB',
-            'vcpus': guest.get('vcpus') or defaults.get('vcpus') or 1,
+            'virt_type': guest.get('virt_type') or defaults.get('virt_type'),
+            'memory': guest.get('memory') or defaults.get('memory'),
+            'vcpus': guest.get('vcpus') or defaults.get('vcpus'),
             'cpu': guest.get('cpu'), 'boot': boot, 'disks': disks,
-            'interfaces': [{'network': net, 'model': 'virtio'}
-                           for net in guest.get('networks') or defaults.get('networks') or []],
+            'interfaces': [{'network': net} for net in guest.get('networks') or defaults.get('networks') or []],
             'graphics': graphics, 'console': console, 'guest_agent': guest.get('guest_agent'),
-            'autostart': guest.get('autostart'), 'restart': False, 'live': False, 'shutdown_timeout': 120,
-            'force_off_after_timeout': False, 'wait_for_ip': 0, 'remove_storage': False,
+            'autostart': guest.get('autostart'),
         }
+        return completed(domain_options(), given, f"guest {guest['name']}: domain")
 
     # ---- converging ---------------------------------------------------------------------------
     def converge(self) -> dict:
@@ -368,8 +371,8 @@ class Fleet:
         pool = self.pool
         if not pool or not pool.get('manage', True) or not any(d['disk'] or d['seed'] for _g, d in self.guests):
             return
-        params = {'name': pool['name'], 'type': 'dir', 'target': {'path': pool['path']}, 'state': 'active',
-                  'autostart': pool['autostart']}
+        params = completed(pool_options(), {'name': pool['name'], 'type': 'dir', 'target': {'path': pool['path']},
+                                            'state': 'active', 'autostart': pool['autostart']}, f"pool {pool['name']}")
         self.steps['pool'] = self.step(StoragePool, params, f"pool {pool['name']}")['actions']
 
     def converge_networks(self) -> None:
@@ -385,8 +388,9 @@ class Fleet:
                 continue
             done.add(volume)
             base = guest['base_image']
-            params = {'name': volume, 'pool': self.pool['name'], 'state': 'present',
-                      'upload_from': base.get('url') or base.get('path'), 'checksum': base.get('checksum')}
+            params = completed(volume_options(), {'name': volume, 'pool': self.pool['name'], 'state': 'present',
+                                                  'upload_from': base.get('url') or base.get('path'),
+                                                  'checksum': base.get('checksum')}, f'base image {volume}')
             result = self.step(Volume, params, f'base image {volume}')
             self.steps['base_images'].append({'name': volume, 'actions': result['actions']})
 
@@ -424,12 +428,13 @@ class Fleet:
         name, pool = guest['name'], (self.pool or {}).get('name')
         steps = []
         if derived['disk']:
-            params = {'name': f'{name}.qcow2', 'pool': pool, 'state': 'present', 'format': 'qcow2',
-                      'capacity': guest.get('disk_size'), 'backing_volume': derived['base_volume']}
+            params = completed(volume_options(), {'name': f'{name}.qcow2', 'pool': pool, 'state': 'present',
+                                                  'format': 'qcow2', 'capacity': guest.get('disk_size'),
+                                                  'backing_volume': derived['base_volume']}, f'guest {name}: disk')
             steps.append(('disk', Volume(self.conn, params, self.check_mode, self.shared), 'disk'))
         if derived['seed']:
-            params = {'name': f'{name}-seed.iso', 'pool': pool, 'state': 'present',
-                      'cloud_init': derived['cloud_init']}
+            params = completed(volume_options(), {'name': f'{name}-seed.iso', 'pool': pool, 'state': 'present',
+                                                  'cloud_init': derived['cloud_init']}, f'guest {name}: seed')
             steps.append(('seed', Volume(self.conn, params, self.check_mode, self.shared), 'cloud-init seed'))
         steps.append(('domain', Domain(self.conn, derived['domain'], self.check_mode, self.shared), 'domain'))
         plans = [(kind, resource, resource.prepare(), label) for kind, resource, label in steps]
@@ -472,11 +477,13 @@ class Fleet:
     def remove_guest(self, guest: dict) -> None:
         name = guest['name']
         remove = guest.get('remove_storage')
-        params = {'name': name, 'state': 'absent', 'remove_storage': remove}
+        params = completed(domain_options(), {'name': name, 'state': 'absent', 'remove_storage': remove},
+                           f'guest {name}: domain')
         self.record(name, 'domain', self.step(Domain, params, f'guest {name}: domain'))
         if remove and self.pool:
             for kind, volume in (('disk', f'{name}.qcow2'), ('seed', f'{name}-seed.iso')):
-                params = {'name': volume, 'pool': self.pool['name'], 'state': 'absent'}
+                params = completed(volume_options(), {'name': volume, 'pool': self.pool['name'], 'state': 'absent'},
+                                   f'guest {name}: {kind}')
                 self.record(name, kind, self.step(Volume, params, f'guest {name}: {kind}'))
         self.results[name]['state'] = 'absent'
 

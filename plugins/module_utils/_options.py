@@ -158,6 +158,17 @@ def _shape_problems(spec: dict, params: dict, path: str) -> list:
     return problems
 
 
+def completed(spec: dict, given: dict, where: str) -> dict:
+    """``given`` (None for what is left to the spec) completed with the defaults of ``spec``, a
+    module's own argument spec: how kvm_guests hands its steps to the adapters without copying a
+    default by hand. ``given`` was made from options already checked, so a refusal is a bug."""
+    checked = ArgumentSpecValidator(spec).validate({key: value for key, value in given.items() if value is not None})
+    if checked.error_messages:
+        raise KvmError(f"{where}: the module's options refused what kvm_guests made of them: "
+                       + '; '.join(checked.error_messages))
+    return checked.validated_parameters
+
+
 def input_problems(spec: dict, params: dict, prefix: str = '') -> list:
     """What is wrong with the shape of ``params`` against the argument spec ``spec``, each naming
     the option path the user wrote (``ipv4.adress``, ``interfaces[0]``): unknown options and

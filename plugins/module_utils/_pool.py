@@ -26,6 +26,44 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Ac
 
 POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'disk', 'iscsi')
 
+
+def pool_options() -> dict:
+    """kvm_pool's options (but the connection's); kvm_guests' pool goes through them too."""
+    return dict(
+        name=dict(type='str'),
+        state=dict(type='str', default='present', choices=['present', 'active', 'inactive', 'absent']),
+        type=dict(type='str', choices=list(POOL_TYPES)),
+        target=dict(type='dict', options=dict(
+            path=dict(type='path'),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+            mode=dict(type='raw'),
+        )),
+        source=dict(type='dict', options=dict(
+            device=dict(type='list', elements='str'),
+            host=dict(type='str'),
+            port=dict(type='int'),
+            dir=dict(type='str'),
+            name=dict(type='str'),
+            format=dict(type='str'),
+            initiator=dict(type='str'),
+        )),
+        xml=dict(type='str'),
+        autostart=dict(type='bool'),
+        restart=dict(type='bool', default=False),
+        delete_storage=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
+    )
+
+
+def pool_module_kwargs() -> dict:
+    """What kvm_pool's AnsibleModule is made with, but the argument spec."""
+    return dict(
+        required_one_of=[('name', 'xml')],
+        mutually_exclusive=[('xml', 'type'), ('xml', 'target'), ('xml', 'source')],
+        supports_check_mode=True,
+    )
+
 # What each structured type needs in ``source`` (libvirt refuses to define or start without it).
 REQUIRED_SOURCE = {
     'fs': ('device',),

@@ -456,65 +456,15 @@ libvirt_error:
 '''
 
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import DOMAIN_STATES, Domain
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import cpu_options
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_options import domain_module_kwargs, domain_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule, apply_unions
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
-STRUCTURED = ('virt_type', 'arch', 'machine', 'memory', 'max_memory', 'vcpus', 'max_vcpus', 'cpu', 'firmware',
-              'secure_boot', 'boot', 'disks', 'interfaces', 'graphics', 'console', 'guest_agent', 'rng', 'tpm')
-
 
 def main():
-    module = KvmModule(
-        argument_spec=dict(
-            **connection_argument_spec(),
-            name=dict(type='str'),
-            state=dict(type='str', default='present', choices=list(DOMAIN_STATES)),
-            virt_type=dict(type='str', default='auto', choices=['auto', 'kvm', 'qemu']),
-            arch=dict(type='str'),
-            machine=dict(type='str'),
-            memory=dict(type='str'),
-            max_memory=dict(type='str'),
-            vcpus=dict(type='int'),
-            max_vcpus=dict(type='int'),
-            cpu=dict(type='dict', options=cpu_options()),
-            firmware=dict(type='str', choices=['bios', 'efi']),
-            secure_boot=dict(type='bool'),
-            boot=dict(type='dict', options=dict(
-                devices=dict(type='list', elements='str', choices=['hd', 'cdrom', 'network', 'fd']),
-                kernel=dict(type='path'), initrd=dict(type='path'), cmdline=dict(type='str'),
-            )),
-            disks=dict(type='list', elements='dict', options=dict(
-                volume=dict(type='str'), pool=dict(type='str'), path=dict(type='path'),
-                device=dict(type='str', default='disk', choices=['disk', 'cdrom']),
-                bus=dict(type='str', choices=['virtio', 'sata', 'scsi', 'usb', 'ide']),
-                format=dict(type='str'), readonly=dict(type='bool', default=False), cache=dict(type='str'),
-                target=dict(type='str'),
-            )),
-            interfaces=dict(type='list', elements='dict', options=dict(
-                network=dict(type='str'), bridge=dict(type='str'), direct=dict(type='str'), mode=dict(type='str'),
-                model=dict(type='str', default='virtio'), mac=dict(type='str'),
-            )),
-            graphics=dict(type='raw'),
-            console=dict(type='raw'),
-            guest_agent=dict(type='bool'),
-            rng=dict(type='bool'),
-            tpm=dict(type='bool'),
-            xml=dict(type='str'),
-            autostart=dict(type='bool'),
-            restart=dict(type='bool', default=False),
-            live=dict(type='bool', default=False),
-            shutdown_timeout=dict(type='int', default=120),
-            force_off_after_timeout=dict(type='bool', default=False),
-            wait_for_ip=dict(type='int', default=0),
-            remove_storage=dict(type='bool', default=False),
-        ),
-        required_one_of=[('name', 'xml')],
-        mutually_exclusive=[('xml', option) for option in STRUCTURED if option != 'virt_type'],
-        supports_check_mode=True,
-    )
+    module = KvmModule(argument_spec=dict(**connection_argument_spec(), **domain_options()), **domain_module_kwargs())
     apply_unions(module, {'graphics': 'graphics', 'console': 'console'})
     run_resource(module, Domain)
 

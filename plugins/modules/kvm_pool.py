@@ -284,42 +284,12 @@ libvirt_error:
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
-from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import POOL_TYPES, StoragePool
+from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool, pool_module_kwargs, pool_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 
 
 def main():
-    module = KvmModule(
-        argument_spec=dict(
-            **connection_argument_spec(),
-            name=dict(type='str'),
-            state=dict(type='str', default='present', choices=['present', 'active', 'inactive', 'absent']),
-            type=dict(type='str', choices=list(POOL_TYPES)),
-            target=dict(type='dict', options=dict(
-                path=dict(type='path'),
-                owner=dict(type='str'),
-                group=dict(type='str'),
-                mode=dict(type='raw'),
-            )),
-            source=dict(type='dict', options=dict(
-                device=dict(type='list', elements='str'),
-                host=dict(type='str'),
-                port=dict(type='int'),
-                dir=dict(type='str'),
-                name=dict(type='str'),
-                format=dict(type='str'),
-                initiator=dict(type='str'),
-            )),
-            xml=dict(type='str'),
-            autostart=dict(type='bool'),
-            restart=dict(type='bool', default=False),
-            delete_storage=dict(type='bool', default=False),
-            force=dict(type='bool', default=False),
-        ),
-        required_one_of=[('name', 'xml')],
-        mutually_exclusive=[('xml', 'type'), ('xml', 'target'), ('xml', 'source')],
-        supports_check_mode=True,
-    )
+    module = KvmModule(argument_spec=dict(**connection_argument_spec(), **pool_options()), **pool_module_kwargs())
     run_resource(module, StoragePool)
 
 

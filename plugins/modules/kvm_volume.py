@@ -332,45 +332,11 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import con
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import secret_values
-from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import CONTENT_OPTIONS, Volume
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume, volume_module_kwargs, volume_options
 
 
 def main():
-    module = KvmModule(
-        argument_spec=dict(
-            **connection_argument_spec(),
-            name=dict(type='str'),
-            pool=dict(type='str', required=True),
-            state=dict(type='str', default='present', choices=['present', 'absent']),
-            capacity=dict(type='str'),
-            allocation=dict(type='str'),
-            format=dict(type='str'),
-            owner=dict(type='str'),
-            group=dict(type='str'),
-            mode=dict(type='raw'),
-            backing_volume=dict(type='str'),
-            backing_pool=dict(type='str'),
-            clone_from=dict(type='str'),
-            clone_pool=dict(type='str'),
-            upload_from=dict(type='str'),
-            checksum=dict(type='str'),
-            cache_dir=dict(type='path'),
-            cloud_init=dict(type='dict', options=dict(
-                user_data=dict(type='raw', no_log=False),
-                meta_data=dict(type='raw'),
-                network_config=dict(type='raw'),
-            )),
-            xml=dict(type='str'),
-            allow_shrink=dict(type='bool', default=False),
-            recreate=dict(type='bool', default=False),
-            wipe=dict(type='bool', default=False),
-            if_in_use=dict(type='str', default='fail', choices=['fail', 'keep']),
-        ),
-        required_one_of=[('name', 'xml')],
-        mutually_exclusive=[CONTENT_OPTIONS],
-        required_by={'backing_pool': 'backing_volume', 'clone_pool': 'clone_from', 'checksum': 'upload_from'},
-        supports_check_mode=True,
-    )
+    module = KvmModule(argument_spec=dict(**connection_argument_spec(), **volume_options()), **volume_module_kwargs())
     module.no_log_values.update(secret_values((module.params.get('cloud_init') or {}).get('user_data')))
     run_resource(module, Volume)
 

@@ -1,0 +1,76 @@
+# Copyright: hypervisor.kvm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kvm_domain's options, in one place: the module is built from them, and kvm_guests fills each
+guest's domain options through them (their defaults included), so the two cannot drift apart.
+Nothing to import here but the spec: every kvm_domain and kvm_guests run loads this file."""
+
+from __future__ import annotations
+
+DOMAIN_STATES = ('present', 'running', 'shutdown', 'destroyed', 'paused', 'absent')
+# the structured options, which ``xml`` excludes (virt_type too, but it may go with xml)
+STRUCTURED = ('virt_type', 'arch', 'machine', 'memory', 'max_memory', 'vcpus', 'max_vcpus', 'cpu', 'firmware',
+              'secure_boot', 'boot', 'disks', 'interfaces', 'graphics', 'console', 'guest_agent', 'rng', 'tpm')
+VIRT_TYPES = ['auto', 'kvm', 'qemu']
+
+
+def cpu_options() -> dict:
+    """The suboptions of kvm_domain's ``cpu`` (also those of a kvm_guests guest's)."""
+    return dict(
+        mode=dict(type='str', choices=['host-passthrough', 'host-model', 'maximum', 'custom']),
+        model=dict(type='str'), sockets=dict(type='int'), cores=dict(type='int'), threads=dict(type='int'),
+    )
+
+
+def domain_options() -> dict:
+    """kvm_domain's options (but the connection's)."""
+    return dict(
+        name=dict(type='str'),
+        state=dict(type='str', default='present', choices=list(DOMAIN_STATES)),
+        virt_type=dict(type='str', default='auto', choices=VIRT_TYPES),
+        arch=dict(type='str'),
+        machine=dict(type='str'),
+        memory=dict(type='str'),
+        max_memory=dict(type='str'),
+        vcpus=dict(type='int'),
+        max_vcpus=dict(type='int'),
+        cpu=dict(type='dict', options=cpu_options()),
+        firmware=dict(type='str', choices=['bios', 'efi']),
+        secure_boot=dict(type='bool'),
+        boot=dict(type='dict', options=dict(
+            devices=dict(type='list', elements='str', choices=['hd', 'cdrom', 'network', 'fd']),
+            kernel=dict(type='path'), initrd=dict(type='path'), cmdline=dict(type='str'),
+        )),
+        disks=dict(type='list', elements='dict', options=dict(
+            volume=dict(type='str'), pool=dict(type='str'), path=dict(type='path'),
+            device=dict(type='str', default='disk', choices=['disk', 'cdrom']),
+            bus=dict(type='str', choices=['virtio', 'sata', 'scsi', 'usb', 'ide']),
+            format=dict(type='str'), readonly=dict(type='bool', default=False), cache=dict(type='str'),
+            target=dict(type='str'),
+        )),
+        interfaces=dict(type='list', elements='dict', options=dict(
+            network=dict(type='str'), bridge=dict(type='str'), direct=dict(type='str'), mode=dict(type='str'),
+            model=dict(type='str', default='virtio'), mac=dict(type='str'),
+        )),
+        graphics=dict(type='raw'),
+        console=dict(type='raw'),
+        guest_agent=dict(type='bool'),
+        rng=dict(type='bool'),
+        tpm=dict(type='bool'),
+        xml=dict(type='str'),
+        autostart=dict(type='bool'),
+        restart=dict(type='bool', default=False),
+        live=dict(type='bool', default=False),
+        shutdown_timeout=dict(type='int', default=120),
+        force_off_after_timeout=dict(type='bool', default=False),
+        wait_for_ip=dict(type='int', default=0),
+        remove_storage=dict(type='bool', default=False),
+    )
+
+
+def domain_module_kwargs() -> dict:
+    """What kvm_domain's AnsibleModule is made with, but the argument spec's connection options."""
+    return dict(
+        required_one_of=[('name', 'xml')],
+        mutually_exclusive=[('xml', option) for option in STRUCTURED if option != 'virt_type'],
+        supports_check_mode=True,
+    )
