@@ -30,7 +30,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     wait_until,
     xml_desc,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, unit_factor
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volumes_backed_by
 
@@ -85,7 +85,7 @@ def disk_key(disk) -> str:
     return target.get('dev', '') if target is not None else ''
 
 
-def external_overlays(before: Snapshot) -> dict:
+def external_overlays(before: Observed) -> dict:
     """The overlay files of the domain's external snapshots -> the disks they were taken over
     (``_snapshot_facts.overlay_bases``); a cheap count first, so a domain without external
     snapshots costs one call and no code."""
@@ -182,7 +182,7 @@ class Domain(Resource):
         self.authoritative = {path: disk_key if path == 'devices/disk' else None for path in sorted(owned)}
 
     # ---- reading ------------------------------------------------------------------------------
-    def read(self, handle) -> Snapshot:
+    def read(self, handle) -> Observed:
         code, _reason = settled_state(handle)
         active = bool(handle.isActive())
         persistent = bool(handle.isPersistent())
@@ -192,11 +192,11 @@ class Domain(Resource):
         else:
             inactive = xml_desc(handle, secure, 'libvirt domain XML')
         live = xml_desc(handle, secure, 'libvirt domain XML') if active else None
-        snapshot = Snapshot(exists=True, handle=handle, active=active, persistent=persistent,
+        observed = Observed(exists=True, handle=handle, active=active, persistent=persistent,
                             autostart=bool(handle.autostart()) if persistent else False,
                             xml=self.clean(inactive), live_xml=self.clean(live) if live is not None else None)
-        snapshot.facts = {'state': power_state(code), 'autostart': snapshot.autostart, 'persistent': persistent}
-        return snapshot
+        observed.facts = {'state': power_state(code), 'autostart': observed.autostart, 'persistent': persistent}
+        return observed
 
     def display(self, element):
         return mask_secrets(element)
@@ -216,27 +216,27 @@ class Domain(Resource):
                     size.set('unit', 'KiB')
         return element
 
-    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
-        facts = domain_info(self.conn, snapshot.handle)
+    def info(self, observed: Observed, plan: Plan | None = None) -> dict:
+        facts = domain_info(self.conn, observed.handle)
         if plan is not None and 'interfaces' in plan.context:
             facts['interfaces'] = plan.context['interfaces']  # the addresses waited for
         return facts
 
-    def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
+    def brief_info(self, observed: Observed, plan: Plan) -> dict:
         """The power state and the interfaces (with addresses when running), from what was read."""
         if 'interfaces' in plan.context:
             interfaces = plan.context['interfaces']
-        elif snapshot.active:
-            interfaces = domain_interfaces(snapshot.live_xml, interface_addresses(snapshot.handle, snapshot.live_xml))
+        elif observed.active:
+            interfaces = domain_interfaces(observed.live_xml, interface_addresses(observed.handle, observed.live_xml))
         else:
-            interfaces = domain_interfaces(snapshot.xml)
-        return {'name': self.name, 'state': snapshot.facts['state'], 'interfaces': interfaces}
+            interfaces = domain_interfaces(observed.xml)
+        return {'name': self.name, 'state': observed.facts['state'], 'interfaces': interfaces}
 
     def definition_facts(self, definition) -> dict:
         return definition_facts(definition)
 
     # ---- desired ------------------------------------------------------------------------------
-    def desired_xml(self, before: Snapshot, plan: Plan):
+    def desired_xml(self, before: Observed, plan: Plan):
         if self.params.get('xml'):
             desired = self.xml_document()
             if not desired.get('type'):
@@ -272,7 +272,7 @@ class Domain(Resource):
         if params.get('shutdown_timeout') is not None and params['shutdown_timeout'] < 0:
             raise KvmError('shutdown_timeout: must be 0 or more seconds')
 
-    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
+    def plan_absent(self, before: Observed, plan: Plan) -> None:
         plan.after.facts = {}
         if not before.exists:
             return
@@ -296,7 +296,7 @@ class Domain(Resource):
                 # what later steps of the same run must see as gone (kvm_guests)
                 self.shared.setdefault('removed_paths', set()).update(removed)
 
-    def removable_storage(self, before: Snapshot, plan: Plan) -> list:
+    def removable_storage(self, before: Observed, plan: Plan) -> list:
         """The domain's own disks (not cdroms, not shared, not used by another domain): the base
         files it was defined with, and the overlays of its external snapshots (read now: the
         undefine drops the snapshots' metadata)."""
@@ -381,7 +381,7 @@ class Domain(Resource):
                 plan.warnings.append(f"{source['path']} is not a libvirt volume nor a local file: not deleted")
         return removed
 
-    def drifted(self, before: Snapshot, differences: list, plan: Plan) -> bool:
+    def drifted(self, before: Observed, differences: list, plan: Plan) -> bool:
         if differences and plan.context.get('runtime_xml') and before.live_xml is not None:
             # the running guest's own XML given back (with the CPU model, listen addresses and
             # resource partition libvirt filled in at start): no drift if it still runs as that
@@ -392,7 +392,7 @@ class Domain(Resource):
 
     define_after_live = True
 
-    def plan_live_updates(self, before: Snapshot, plan: Plan) -> bool:
+    def plan_live_updates(self, before: Observed, plan: Plan) -> bool:
         """With ``live: true``, apply to the running guest what it can take without a restart.
         The definition is written by define all the same (live changes touch the running guest
         only), so this never covers the whole difference."""
@@ -401,7 +401,7 @@ class Domain(Resource):
             plan.context['live_done'] = self.plan_live_changes(before, plan)
         return False
 
-    def plan_state(self, before: Snapshot, plan: Plan) -> None:
+    def plan_state(self, before: Observed, plan: Plan) -> None:
         """Power states (running, paused, shutdown with its wait, destroyed), a restart the user
         opted into, and the wait for an address."""
         params, state = self.params, self.params['state']
@@ -439,11 +439,11 @@ class Domain(Resource):
                          interfaces=wait_for_addresses(self.conn, self.name, params['wait_for_ip'])),
                      change=False)
 
-    def plan_autostart(self, before: Snapshot, plan: Plan) -> None:
+    def plan_autostart(self, before: Observed, plan: Plan) -> None:
         super().plan_autostart(before, plan)
         plan.after.facts['autostart'] = plan.after.autostart
 
-    def needs_restart(self, before: Snapshot, plan: Plan) -> bool:
+    def needs_restart(self, before: Observed, plan: Plan) -> bool:
         """Whether the running guest differs from its new definition in what only a restart
         applies, after the live changes the plan makes."""
         merged, live_done = plan.merged, plan.context.get('live_done', set())
@@ -461,7 +461,7 @@ class Domain(Resource):
                     side.find('vcpu').attrib.pop('current', None)
         return bool(_xml.differences(wanted, running, frozenset({'devices/disk', 'devices/interface'})))
 
-    def plan_live_changes(self, before: Snapshot, plan: Plan) -> set:
+    def plan_live_changes(self, before: Observed, plan: Plan) -> set:
         """Apply to the running guest what it can take without a restart (live: true)."""
         merged = plan.merged
         done = set()

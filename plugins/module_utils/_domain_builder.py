@@ -15,7 +15,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_virt_mode
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, format_size, parse_size
 
 MAX_VCPUS = 4096  # libvirt's limit for a domain definition
@@ -34,7 +34,7 @@ class DomainBuilder:
         self.plan = plan  # warnings and the virt_type reason go into the plan
         self.pending = shared or {}  # check mode: pools, volumes and networks earlier steps would create
 
-    def build(self, before: Snapshot) -> ET.Element:
+    def build(self, before: Observed) -> ET.Element:
         params, current = self.params, before.xml if before.exists else None
         new = current is None
         domain = ET.Element('domain', {'type': self.virt_type(current)})

@@ -27,7 +27,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts impo
     network_info,
     subnet,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
 
 FORWARD_MODES = ('nat', 'route', 'open', 'bridge', 'isolated')
 STRUCTURED = ('forward', 'bridge', 'mtu', 'domain', 'ipv4', 'ipv6', 'dns', 'nat_ports')
@@ -167,7 +167,7 @@ class Network(Resource):
                 parent.extend(items)
         return element
 
-    def desired_xml(self, before: Snapshot, plan: Plan):
+    def desired_xml(self, before: Observed, plan: Plan):
         params = self.params
         if params.get('xml'):
             return self.xml_document()
@@ -317,7 +317,7 @@ class Network(Resource):
         return ip
 
     # ---- checks against the other networks ------------------------------------------------
-    def starts_now(self, before: Snapshot) -> bool:
+    def starts_now(self, before: Observed) -> bool:
         """Whether this task makes the network run on the definition it writes: it starts it, or
         restarts it (restart: true) while it runs."""
         state = self.params['state']
@@ -325,7 +325,7 @@ class Network(Resource):
             return True
         return before.active and state != 'inactive' and bool(self.params.get('restart'))
 
-    def validate_definition(self, merged, before: Snapshot, plan: Plan) -> None:
+    def validate_definition(self, merged, before: Observed, plan: Plan) -> None:
         """A bridge or subnet that another network uses only matters when both would run: an
         error when this task starts the network while the other one is active, else a warning
         (libvirt itself refuses only at start)."""
@@ -361,7 +361,7 @@ class Network(Resource):
                 plan.warnings.append(f"{conflict} ({'inactive' if not other.isActive() else 'active'}); "
                                      f"{self.label()} and '{other.name()}' cannot run at the same time")
 
-    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
+    def plan_absent(self, before: Observed, plan: Plan) -> None:
         """A running network with running guests on it is not removed (they would lose their
         network) unless ``force``."""
         if before.exists and before.active and not self.params.get('force'):
@@ -400,7 +400,7 @@ class Network(Resource):
                                'give the network a subnet this host does not use. Nothing was changed.')
 
     # ---- live updates ---------------------------------------------------------------------
-    def plan_live_updates(self, before: Snapshot, plan: Plan) -> bool:
+    def plan_live_updates(self, before: Observed, plan: Plan) -> bool:
         """Hosts, ranges and DNS entries of a running network change with virNetworkUpdate
         (live and persistent together) when nothing else changed."""
         desired = plan.desired
@@ -455,15 +455,15 @@ class Network(Resource):
                     })
         return found
 
-    def runs_older_definition(self, before: Snapshot, definition) -> bool:
+    def runs_older_definition(self, before: Observed, definition) -> bool:
         """True when the running network differs from ``definition`` (a restart would apply it)."""
         return before.live_xml is not None and bool(_xml.differences(definition, before.live_xml,
                                                                      self.authoritative))
 
-    def needs_restart(self, before: Snapshot, plan: Plan) -> bool:
+    def needs_restart(self, before: Observed, plan: Plan) -> bool:
         return self.runs_older_definition(before, plan.merged)
 
-    def plan_state(self, before: Snapshot, plan: Plan) -> None:
+    def plan_state(self, before: Observed, plan: Plan) -> None:
         if self.starts_now(before):
             self.check_host_routes(plan.merged if plan.merged is not None else before.xml)
         super().plan_state(before, plan)
@@ -499,10 +499,10 @@ class Network(Resource):
         self.shared.setdefault('networks', set()).add(self.name)
 
     # ---- libvirt calls --------------------------------------------------------------------
-    def read(self, handle) -> Snapshot:
+    def read(self, handle) -> Observed:
         active = bool(handle.isActive())
         live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt network XML')
-        return Snapshot(
+        return Observed(
             exists=True, handle=handle, active=active, autostart=bool(handle.autostart()),
             persistent=bool(handle.isPersistent()), xml=self.clean(inactive_xml(handle, active, live)),
             live_xml=self.clean(live) if active else None,
@@ -511,8 +511,8 @@ class Network(Resource):
     def define(self, xml_text: str):
         return self.conn.networkDefineXML(xml_text)
 
-    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
-        return network_info(snapshot.handle)
+    def info(self, observed: Observed, plan: Plan | None = None) -> dict:
+        return network_info(observed.handle)
 
     def definition_facts(self, definition) -> dict:
         return definition_facts(definition)

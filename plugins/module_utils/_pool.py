@@ -22,7 +22,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._pool_facts import 
     inactive_xml,
     pool_info,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Action, Plan, Resource, Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Action, Observed, Plan, Resource
 
 POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'disk', 'iscsi')
 
@@ -84,7 +84,7 @@ class StoragePool(Resource):
     volatile = ('capacity', 'allocation', 'available')
 
     # ---- desired definition ---------------------------------------------------------------
-    def desired_xml(self, before: Snapshot, plan: Plan):
+    def desired_xml(self, before: Observed, plan: Plan):
         params = self.params
         if params.get('xml'):
             desired = self.xml_document()
@@ -110,7 +110,7 @@ class StoragePool(Resource):
             permissions_element(target_el, target, 'target', remote=is_remote_uri(self.conn.getURI()))
         return desired
 
-    def add_source(self, pool: ET.Element, pool_type: str, source: dict, before: Snapshot) -> None:
+    def add_source(self, pool: ET.Element, pool_type: str, source: dict, before: Observed) -> None:
         given = {key for key, value in source.items() if value not in (None, [])}
         if not before.exists:
             missing = [key for key in REQUIRED_SOURCE.get(pool_type, ()) if key not in given]
@@ -137,11 +137,11 @@ class StoragePool(Resource):
             _xml.sub_element(_xml.sub_element(src, 'initiator'), 'iqn', name=source['initiator'])
 
     # ---- libvirt calls --------------------------------------------------------------------
-    def read(self, handle) -> Snapshot:
+    def read(self, handle) -> Observed:
         active = bool(handle.isActive())
         live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt pool XML')
         inactive = inactive_xml(handle, active, live)
-        return Snapshot(
+        return Observed(
             exists=True, handle=handle, active=active, autostart=bool(handle.autostart()),
             persistent=bool(handle.isPersistent()), xml=self.clean(inactive),
             live_xml=self.clean(live) if active else None,
@@ -175,18 +175,18 @@ class StoragePool(Resource):
         directory = self.local_directory(definition)
         return directory is None or not os.path.isdir(directory)
 
-    def plan_start(self, before: Snapshot, plan: Plan) -> None:
+    def plan_start(self, before: Observed, plan: Plan) -> None:
         merged = plan.merged
         if self.needs_build(merged):
             plan.add('build', f"building {self.label()} (creating {merged.findtext('target/path')})",
                      lambda: self.build(plan.handle()))
         plan.add('start', f'starting {self.label()}', lambda: self.start(plan.handle()))
 
-    def plan_state(self, before: Snapshot, plan: Plan) -> None:
+    def plan_state(self, before: Observed, plan: Plan) -> None:
         super().plan_state(before, plan)
         self.plan_permissions(plan, before)
 
-    def plan_permissions(self, plan: Plan, before: Snapshot) -> None:
+    def plan_permissions(self, plan: Plan, before: Observed) -> None:
         """libvirt applies a target's mode, owner and group only when its build creates the
         directory, and reads them back from an existing one. So an existing local directory
         gets them here (as the file module would), and a running pool is refreshed to see them."""
@@ -209,7 +209,7 @@ class StoragePool(Resource):
         plan.insert_before(('start', 'restart'),
                            Action('set-permissions', f'setting {describe(changes)} on {directory}', apply))
 
-    def check_remote_permissions(self, wanted, plan: Plan, before: Snapshot) -> None:
+    def check_remote_permissions(self, wanted, plan: Plan, before: Observed) -> None:
         """On a remote URI a directory that exists cannot be changed from here: libvirt applies a
         target's permissions only when its build creates the directory. A running pool reports
         what its directory has; other permissions are refused, naming them. A new directory (built
@@ -228,7 +228,7 @@ class StoragePool(Resource):
                            f"{', '.join(differ)}; libvirt applies permissions only when it creates the directory, and "
                            'this module changes an existing one only on a local URI: change them on that host')
 
-    def needs_restart(self, before: Snapshot, plan: Plan) -> bool:
+    def needs_restart(self, before: Observed, plan: Plan) -> bool:
         """Permissions never need a restart: they are applied to the directory directly."""
         if before.live_xml is None:
             return False
@@ -242,7 +242,7 @@ class StoragePool(Resource):
             self.build(handle)
         self.start(handle)
 
-    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
+    def plan_absent(self, before: Observed, plan: Plan) -> None:
         """``absent`` keeps the pool's storage unless ``delete_storage`` asks, and never deletes
         volumes unless ``force`` asks too."""
         if not self.params.get('delete_storage') or not before.exists:
@@ -291,8 +291,8 @@ class StoragePool(Resource):
             'type': plan.merged.get('type'), 'path': plan.merged.findtext('target/path')}
 
     # ---- facts ----------------------------------------------------------------------------
-    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
-        return pool_info(snapshot.handle)
+    def info(self, observed: Observed, plan: Plan | None = None) -> dict:
+        return pool_info(observed.handle)
 
     def definition_facts(self, definition) -> dict:
         return definition_facts(definition)

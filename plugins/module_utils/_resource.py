@@ -25,7 +25,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_
 STATE_KEYS = ('active', 'autostart', 'persistent')
 
 
-class Snapshot:
+class Observed:
     """What libvirt says about one object (``exists`` False when there is none).
 
     ``xml`` is the inactive (persistent) definition and ``live_xml`` the running one, volatile
@@ -73,10 +73,10 @@ class Plan:
     a define returns, the addresses a wait found).
     """
 
-    def __init__(self, before: Snapshot | None = None):
-        self.before = before if before is not None else Snapshot()
+    def __init__(self, before: Observed | None = None):
+        self.before = before if before is not None else Observed()
         self.actions = []
-        self.after = Snapshot()
+        self.after = Observed()
         self.restart_required = False
         self.desired = None
         self.merged = None
@@ -103,14 +103,14 @@ class Plan:
         return self.context.get('handle', self.before.handle)
 
 
-def diff_text(snapshot: Snapshot, display=None) -> str:
+def diff_text(observed: Observed, display=None) -> str:
     """One side of ``--diff``: the small state dict, then the inactive XML (through ``display``,
     which hides secrets)."""
-    if not snapshot.exists:
+    if not observed.exists:
         return ''
     lines = [f'{key}: {str(value).lower() if isinstance(value, bool) else value}'
-             for key, value in snapshot.state().items()]
-    element = display(snapshot.xml) if display else snapshot.xml
+             for key, value in observed.state().items()]
+    element = display(observed.xml) if display else observed.xml
     return '\n'.join(lines) + ('\n' if lines else '') + _xml.to_text(element)
 
 
@@ -245,15 +245,15 @@ class Resource:
                 return None
             raise
 
-    def snapshot(self) -> Snapshot:
+    def observe(self) -> Observed:
         with guard(f'reading {self.label()}'):
             handle = self.lookup()
             if handle is None:
-                return Snapshot()
+                return Observed()
             return self.read(handle)
 
     # ---- planning ------------------------------------------------------------------------
-    def plan(self, before: Snapshot) -> Plan:
+    def plan(self, before: Observed) -> Plan:
         plan = Plan(before=before)
         self.check_options(plan)
         if self.params['state'] == 'absent':
@@ -274,7 +274,7 @@ class Resource:
     def check_options(self, plan: Plan) -> None:
         """Hook: option combinations the argument spec cannot express. Raise KvmError to refuse."""
 
-    def desired(self, before: Snapshot, plan: Plan):
+    def desired(self, before: Observed, plan: Plan):
         """The desired definition in libvirt's own spelling (docs/architecture.md, "Equal means
         equal to libvirt"); what libvirt would not keep is left out, with a warning."""
         written = self.desired_xml(before, plan)
@@ -294,7 +294,7 @@ class Resource:
                 f"{'; '.join(dropped)}")
         return self.clean(projected)
 
-    def plan_definition(self, before: Snapshot, plan: Plan) -> None:
+    def plan_definition(self, before: Observed, plan: Plan) -> None:
         """Define a new object, or redefine one whose definition differs (unless live updates
         write the whole difference)."""
         desired = self.desired(before, plan)
@@ -326,20 +326,20 @@ class Resource:
     # a definition that already says "done" over a running object that never got the change.
     define_after_live = False
 
-    def drifted(self, before: Snapshot, differences: list, plan: Plan) -> bool:
+    def drifted(self, before: Observed, differences: list, plan: Plan) -> bool:
         """Hook: whether an existing object's definition differs from the desired one."""
         return bool(differences)
 
-    def plan_live_updates(self, before: Snapshot, plan: Plan) -> bool:
+    def plan_live_updates(self, before: Observed, plan: Plan) -> bool:
         """Hook: plan changes to the running object. Return True when they also write the whole
         difference into the persistent definition (no define needed)."""
         return False
 
-    def validate_definition(self, merged, before: Snapshot, plan: Plan) -> None:
+    def validate_definition(self, merged, before: Observed, plan: Plan) -> None:
         """Hook: checks against the rest of the host before a definition is written
         (conflicting names, bridges, subnets...). Raise KvmError to refuse, or warn in ``plan``."""
 
-    def plan_state(self, before: Snapshot, plan: Plan) -> None:
+    def plan_state(self, before: Observed, plan: Plan) -> None:
         """Hook: the object's running state (present keeps it, active starts, inactive stops),
         and a restart when a running object does not use its new definition yet."""
         state = self.params['state']
@@ -356,10 +356,10 @@ class Resource:
                 plan.restart_required = True
         plan.after.active = want_active
 
-    def plan_start(self, before: Snapshot, plan: Plan) -> None:
+    def plan_start(self, before: Observed, plan: Plan) -> None:
         plan.add('start', f'starting {self.label()}', lambda: self.start(plan.handle()))
 
-    def plan_autostart(self, before: Snapshot, plan: Plan) -> None:
+    def plan_autostart(self, before: Observed, plan: Plan) -> None:
         autostart = self.params.get('autostart')
         if autostart is not None and autostart != before.autostart:
             plan.add('autostart' if autostart else 'disable-autostart',
@@ -367,7 +367,7 @@ class Resource:
                      lambda: self.set_autostart(plan.handle(), autostart))
             plan.after.autostart = autostart
 
-    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
+    def plan_absent(self, before: Observed, plan: Plan) -> None:
         if not before.exists:
             return
         if before.active:
@@ -375,7 +375,7 @@ class Resource:
         if before.persistent:
             plan.add('undefine', f'undefining {self.label()}', lambda: self.undefine(before.handle))
 
-    def needs_restart(self, before: Snapshot, plan: Plan) -> bool:
+    def needs_restart(self, before: Observed, plan: Plan) -> bool:
         """True when the running object does not yet use (part of) the persistent definition."""
         return before.live_xml is not None and bool(_xml.differences(plan.merged, before.live_xml,
                                                                      self.authoritative))
@@ -391,7 +391,7 @@ class Resource:
 
     def prepare(self) -> Plan:
         """Read the object and plan: nothing changes yet."""
-        return self.plan(self.snapshot())
+        return self.plan(self.observe())
 
     def conclude(self, plan: Plan, brief: bool = False) -> dict:
         """Apply a plan made by :meth:`prepare` (unless in check mode) and build the result.
@@ -411,7 +411,7 @@ class Resource:
         if self.check_mode:
             final = None
         elif plan.actions:  # read again only when something ran: a no-op's object is as it was read
-            final = read_back(plan, self.snapshot, f'reading {self.label()} after the changes')
+            final = read_back(plan, self.observe, f'reading {self.label()} after the changes')
         else:
             final = before
         before_text = diff_text(before, self.display)
@@ -424,7 +424,7 @@ class Resource:
                                             f'reading {self.label()} after the changes', ran=not self.check_mode)
         return result
 
-    def result_info(self, plan: Plan, final: Snapshot | None) -> dict:
+    def result_info(self, plan: Plan, final: Observed | None) -> dict:
         """The resource as it is after a real run, or as predicted in check mode."""
         if final is not None:
             return self.info(final, plan) if final.exists else {'name': self.name, 'state': 'absent'}
@@ -439,19 +439,19 @@ class Resource:
         predicted['xml'] = _xml.to_text(self.display(plan.after.xml))
         return predicted
 
-    def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
+    def brief_info(self, observed: Observed, plan: Plan) -> dict:
         """What a brief result holds of an existing object that did not change (all of
         :meth:`info` unless a resource says less is enough)."""
-        return self.info(snapshot, plan)
+        return self.info(observed, plan)
 
     # ---- to implement per resource ------------------------------------------------------
-    def read(self, handle) -> Snapshot:  # pragma: no cover - abstract
+    def read(self, handle) -> Observed:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def desired_xml(self, before: Snapshot, plan: Plan):  # pragma: no cover - abstract
+    def desired_xml(self, before: Observed, plan: Plan):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:  # pragma: no cover - abstract
+    def info(self, observed: Observed, plan: Plan | None = None) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def definition_facts(self, definition) -> dict:

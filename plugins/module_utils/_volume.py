@@ -38,7 +38,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     libvirt,
     refresh_pool,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, Resource, Snapshot
+from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import (
     build_seed_iso,
     read_seed_iso,
@@ -117,7 +117,7 @@ class Volume(Resource):
         return f"volume '{self.name}' in storage pool '{self.pool_name}'"
 
     # ---- reading --------------------------------------------------------------------------
-    def snapshot(self) -> Snapshot:
+    def observe(self) -> Observed:
         """The volume, with its pool as ``parent`` (also when the volume does not exist yet)."""
         try:
             pool = self.conn.storagePoolLookupByName(self.pool_name)
@@ -125,17 +125,17 @@ class Volume(Resource):
             if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
                 raise
             if self.params['state'] == 'absent' or self.pending_pool() is not None:
-                return Snapshot()  # no pool, no volume (or a pool check mode only predicts)
+                return Observed()  # no pool, no volume (or a pool check mode only predicts)
             raise KvmError(f"pool: storage pool '{self.pool_name}' does not exist") from None
         if not pool.isActive():
             raise KvmError(f"pool: storage pool '{self.pool_name}' is inactive, so its volumes cannot be "
                            "read or changed; start it first (kvm_pool state: active)")
         handle = find_volume(pool, self.name)
         if handle is None or (self.check_mode and handle.path() in self.shared.get('removed_paths', ())):
-            return Snapshot(parent=pool)  # none, or one an earlier step of this check-mode run deletes
-        snapshot = self.read(handle)
-        snapshot.parent = pool
-        return snapshot
+            return Observed(parent=pool)  # none, or one an earlier step of this check-mode run deletes
+        observed = self.read(handle)
+        observed.parent = pool
+        return observed
 
     def pending_pool(self) -> dict | None:
         """The pool as check mode predicts it, when an earlier step of this run would create it."""
@@ -156,15 +156,15 @@ class Volume(Resource):
         """A volume of this pool by name (None when there is none)."""
         return find_volume(plan.before.parent, name)
 
-    def read(self, handle) -> Snapshot:
+    def read(self, handle) -> Observed:
         definition = _xml.parse_xml(handle.XMLDesc(0), 'libvirt volume XML')
         # volumes have no active/autostart state: the diff shows their definition only
-        return Snapshot(exists=True, handle=handle, xml=self.clean(definition), persistent=True, facts={})
+        return Observed(exists=True, handle=handle, xml=self.clean(definition), persistent=True, facts={})
 
-    def info(self, snapshot: Snapshot, plan: Plan | None = None) -> dict:
-        return volume_info(snapshot.handle, self.pool_name)
+    def info(self, observed: Observed, plan: Plan | None = None) -> dict:
+        return volume_info(observed.handle, self.pool_name)
 
-    def brief_info(self, snapshot: Snapshot, plan: Plan) -> dict:
+    def brief_info(self, observed: Observed, plan: Plan) -> dict:
         return {'name': self.name, 'pool': self.pool_name, 'state': 'present'}
 
     def definition_facts(self, definition) -> dict:
@@ -175,7 +175,7 @@ class Volume(Resource):
             'capacity': libvirt_size(definition.find('capacity')),
         }
 
-    def result_info(self, plan: Plan, final: Snapshot | None) -> dict:
+    def result_info(self, plan: Plan, final: Observed | None) -> dict:
         absent = {'name': self.name, 'pool': self.pool_name, 'state': 'absent'}
         if final is not None:
             return self.info(final) if final.exists else absent
@@ -195,7 +195,7 @@ class Volume(Resource):
         return predicted
 
     # ---- planning ---------------------------------------------------------------------------
-    def plan_definition(self, before: Snapshot, plan: Plan) -> None:
+    def plan_definition(self, before: Observed, plan: Plan) -> None:
         """The content hook: create the volume from its source, recreate it when asked and its
         content differs, or change in place what can change (size, permissions, seed files)."""
         plan.after.exists, plan.after.persistent, plan.after.facts = True, True, {}
@@ -205,7 +205,7 @@ class Volume(Resource):
                 plan.context['previous_capacity'] = volume_info(before.handle, self.pool_name)['capacity']
                 plan.add('delete', f'deleting {self.label()} to recreate it ({reason})', before.handle.delete)
                 plan.extra['recreated'] = reason
-                before = Snapshot(parent=before.parent)
+                before = Observed(parent=before.parent)
         if self.params.get('upload_from'):
             self.plan_leftover_upload(plan)
         if not before.exists:
@@ -215,7 +215,7 @@ class Volume(Resource):
         if plan.context.get('files') is not None:
             plan.after.facts = {'content': seed_digest(plan.context['files'])}
 
-    def recreate_reason(self, before: Snapshot, plan: Plan) -> str | None:
+    def recreate_reason(self, before: Observed, plan: Plan) -> str | None:
         """Why ``recreate: true`` replaces the existing volume, or None when its content already
         comes from what is asked (so a second run destroys nothing)."""
         params = self.params
@@ -255,7 +255,7 @@ class Volume(Resource):
             if self.params.get('format') not in (None, 'raw'):
                 raise KvmError(f"format: a cloud-init seed is a raw ISO image, not {self.params['format']}")
 
-    def plan_absent(self, before: Snapshot, plan: Plan) -> None:
+    def plan_absent(self, before: Observed, plan: Plan) -> None:
         plan.after.facts = {}
         if before.exists:
             path = before.handle.path()
@@ -560,7 +560,7 @@ class Volume(Resource):
         return b''.join(chunks)
 
     # -- an existing volume
-    def plan_update(self, before: Snapshot, plan: Plan) -> None:
+    def plan_update(self, before: Observed, plan: Plan) -> None:
         params = self.params
         current = volume_info(before.handle, self.pool_name)
         plan.after.xml = before.xml
@@ -632,7 +632,7 @@ class Volume(Resource):
             plan.add('set-permissions', f"setting {describe(changes)} on {current['path']}",
                      lambda: set_permissions(current['path'], changes))
 
-    def plan_seed_update(self, before: Snapshot, plan: Plan, current: dict) -> None:
+    def plan_seed_update(self, before: Observed, plan: Plan, current: dict) -> None:
         files = plan.context['files']
         existing = read_seed_iso(self.read_bytes(before.handle, current['capacity'])) or {}
         before.facts = {'content': seed_digest(existing)}
