@@ -25,8 +25,10 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmE
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     each_read,
     flags,
+    is_error,
     is_local_uri,
     libvirt,
+    lookup,
     wait_until,
     xml_desc,
 )
@@ -95,7 +97,7 @@ def external_overlays(before: Observed) -> dict:
         if not before.handle.snapshotNum(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL):
             return {}
     except libvirt.libvirtError as err:
-        if err.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
+        if is_error(err, libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
             return {}
         raise
     from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (  # pylint: disable=import-outside-toplevel
@@ -157,7 +159,7 @@ class Domain(Resource):
     result_key = 'domain'
     root_tag = 'domain'
     lookup_call = 'lookupByName'
-    missing_error = 'VIR_ERR_NO_DOMAIN'
+    missing = 'domain'
     volatile = ('id',)
 
     def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
@@ -365,12 +367,7 @@ class Domain(Resource):
                 volume.delete(0)
                 removed.append(path)
                 continue
-            try:
-                volume = self.conn.storageVolLookupByPath(source['path'])
-            except libvirt.libvirtError as err:
-                if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                    raise
-                volume = None
+            volume = lookup(self.conn.storageVolLookupByPath, source['path'], 'volume')
             if volume is not None:
                 volume.delete(0)
                 removed.append(source['path'])
@@ -548,7 +545,7 @@ class Domain(Resource):
         try:
             return self.conn.defineXMLFlags(xml_text, validate)
         except libvirt.libvirtError as err:
-            if err.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            if not is_error(err, libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
                 raise
             return self.conn.defineXML(xml_text)
 
@@ -575,7 +572,7 @@ def undefine(handle) -> None:
     try:
         handle.undefineFlags(flags(*UNDEFINE_FLAGS))
     except libvirt.libvirtError as err:
-        if err.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+        if not is_error(err, libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
             raise
         handle.undefine()
 

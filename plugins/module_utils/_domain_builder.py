@@ -14,7 +14,11 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import m
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import GUEST_AGENT, resolve_machine
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_virt_mode
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    is_local_uri,
+    libvirt,
+    lookup,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, format_size, parse_size
 
@@ -217,24 +221,18 @@ class DomainBuilder:
 
     def volume_format(self, pool_name: str, volume_name: str, where: str) -> str | None:
         pending = self.pending.get('volumes', {}).get((pool_name, volume_name))
-        try:
-            pool = self.conn.storagePoolLookupByName(pool_name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise
+        pool = lookup(self.conn.storagePoolLookupByName, pool_name, 'pool')
+        if pool is None:
             if pending is not None:
                 return disk_format(pending['format'])
-            raise KvmError(f"{where}.pool: storage pool '{pool_name}' does not exist") from None
+            raise KvmError(f"{where}.pool: storage pool '{pool_name}' does not exist")
         if not pool.isActive():
             raise KvmError(f"{where}.pool: storage pool '{pool_name}' is inactive")
-        try:
-            volume = pool.storageVolLookupByName(volume_name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                raise
+        volume = lookup(pool.storageVolLookupByName, volume_name, 'volume')
+        if volume is None:
             if pending is not None:
                 return disk_format(pending['format'])
-            raise KvmError(f"{where}.volume: no volume '{volume_name}' in storage pool '{pool_name}'") from None
+            raise KvmError(f"{where}.volume: no volume '{volume_name}' in storage pool '{pool_name}'")
         definition = _xml.parse_xml(volume.XMLDesc(0), 'libvirt volume XML')
         fmt = definition.find('target/format')
         return disk_format(fmt.get('type') if fmt is not None else None)
@@ -253,13 +251,9 @@ class DomainBuilder:
             if spec.get('mac'):
                 _xml.sub_element(element, 'mac', address=mac_address(spec['mac'], f'{where}.mac'))
             if kind == 'network':
-                try:
-                    self.conn.networkLookupByName(spec['network'])
-                except libvirt.libvirtError as err:
-                    if err.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                        raise
-                    if spec['network'] not in self.pending.get('networks', ()):
-                        raise KvmError(f"{where}.network: network '{spec['network']}' does not exist") from None
+                if (lookup(self.conn.networkLookupByName, spec['network'], 'network') is None
+                        and spec['network'] not in self.pending.get('networks', ())):
+                    raise KvmError(f"{where}.network: network '{spec['network']}' does not exist")
                 _xml.sub_element(element, 'source', network=spec['network'])
             elif kind == 'bridge':
                 _xml.sub_element(element, 'source', bridge=spec['bridge'])

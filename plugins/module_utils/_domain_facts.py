@@ -10,7 +10,12 @@ import ipaddress
 import re
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags, libvirt, xml_desc
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    flags,
+    is_error,
+    libvirt,
+    xml_desc,
+)
 
 GUEST_AGENT = 'org.qemu.guest_agent.0'  # the virtio channel of the QEMU guest agent
 # virDomainState -> the names kvm_domain and kvm_domain_info report
@@ -213,7 +218,7 @@ def list_domains(conn, name: str | None = None, details: bool | None = None) -> 
         try:
             handles = [conn.lookupByName(name)]
         except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            if not is_error(err, libvirt.VIR_ERR_NO_DOMAIN):
                 raise
             return []
         details = True if details is None else details
@@ -226,7 +231,7 @@ def list_domains(conn, name: str | None = None, details: bool | None = None) -> 
             try:
                 found.append(domain_info(conn, handle, snapshots=True))
             except libvirt.libvirtError as err:
-                if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                if not is_error(err, libvirt.VIR_ERR_NO_DOMAIN):
                     raise  # else it was removed while we read
         return sorted(found, key=lambda domain: domain['name'])
     return bulk_summary(conn, handles)
@@ -240,7 +245,7 @@ def bulk_summary(conn, handles: list) -> list:
         stats = {dom.UUIDString(): values for dom, values in conn.domainListGetStats(handles, stats_flags, 0)} \
             if handles else {}
     except libvirt.libvirtError as err:
-        if err.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+        if not is_error(err, libvirt.VIR_ERR_NO_SUPPORT):
             raise
         stats = {}
     listed = {}

@@ -149,6 +149,24 @@ def each_read(handles, read, *gone):
         yield handle, value
 
 
+# the error each kind of lookup answers when the object is not there
+MISSING = {'domain': 'VIR_ERR_NO_DOMAIN', 'network': 'VIR_ERR_NO_NETWORK', 'pool': 'VIR_ERR_NO_STORAGE_POOL',
+           'volume': 'VIR_ERR_NO_STORAGE_VOL', 'snapshot': 'VIR_ERR_NO_DOMAIN_SNAPSHOT'}
+
+
+def lookup(call, key, kind: str):
+    """``call(key)``: one libvirt lookup (by name, UUID or path: ``conn.lookupByName``,
+    ``conn.storageVolLookupByPath``, ``pool.storageVolLookupByName``...), None when libvirt
+    answers that the ``kind`` of object (domain, network, pool, volume, snapshot) is missing.
+    Every adapter, kvm_snapshot and kvm_migration look objects up through it."""
+    try:
+        return call(key)
+    except libvirt.libvirtError as err:
+        if is_error(err, getattr(libvirt, MISSING[kind])):
+            return None
+        raise
+
+
 POOL_BUSY_WAIT = 30  # seconds a refresh waits for a pool's asynchronous jobs to end
 
 
@@ -343,7 +361,7 @@ def read_all(lookup, list_all, name, describe, missing_code: int) -> list:
         try:
             handles = [lookup(name)]
         except libvirt.libvirtError as err:
-            if err.get_error_code() != missing_code:
+            if not is_error(err, missing_code):
                 raise
             handles = []
     else:
@@ -353,7 +371,7 @@ def read_all(lookup, list_all, name, describe, missing_code: int) -> list:
         try:
             found.append(describe(handle))
         except libvirt.libvirtError as err:
-            if err.get_error_code() != missing_code:
+            if not is_error(err, missing_code):
                 raise  # else it was removed while we read: not there any more
     return sorted(found, key=lambda facts: facts['name'])
 
@@ -364,7 +382,7 @@ def xml_desc(handle, flags: int, what: str):
     try:
         text = handle.XMLDesc(flags)
     except libvirt.libvirtError as err:
-        if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+        if not is_error(err, libvirt.VIR_ERR_INVALID_ARG):
             raise
         text = handle.XMLDesc(0)
     return _xml.parse_xml(text, what)

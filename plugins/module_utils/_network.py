@@ -141,7 +141,7 @@ class Network(Resource):
     result_key = 'network'
     root_tag = 'network'
     lookup_call = 'networkLookupByName'
-    missing_error = 'VIR_ERR_NO_NETWORK'
+    missing = 'network'
 
     def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
         super().__init__(conn, params, check_mode, shared)

@@ -7,7 +7,12 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import libvirt, read_all, xml_desc
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    is_error,
+    libvirt,
+    read_all,
+    xml_desc,
+)
 
 
 def forward_mode(definition) -> str:
@@ -98,7 +103,7 @@ def leases(handle) -> list:
     try:
         found = handle.DHCPLeases()
     except libvirt.libvirtError as err:
-        if err.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_INVALID):
+        if is_error(err, libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_INVALID):
             return []
         raise
     return [

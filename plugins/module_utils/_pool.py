@@ -80,7 +80,7 @@ class StoragePool(Resource):
     result_key = 'pool'
     root_tag = 'pool'
     lookup_call = 'storagePoolLookupByName'
-    missing_error = 'VIR_ERR_NO_STORAGE_POOL'
+    missing = 'pool'
     volatile = ('capacity', 'allocation', 'available')
 
     # ---- desired definition ---------------------------------------------------------------

@@ -20,7 +20,11 @@ from __future__ import annotations
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, guard, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    as_failure,
+    guard,
+    lookup,
+)
 
 STATE_KEYS = ('active', 'autostart', 'persistent')
 
@@ -173,10 +177,11 @@ def plan_result(plan: Plan, before_text: str, after_text: str, subject: str) -> 
 class Resource:
     """The skeleton every per-resource adapter fills (docs/architecture.md, "Adapters").
 
-    Declared as data: ``kind`` (for messages), ``result_key``, ``root_tag``, ``lookup_call``
-    (the connection method that finds an object by name), ``missing_error`` (libvirt's "no such
-    object" code), ``volatile`` and ``authoritative`` (the XML rules), ``lifecycle`` (objects that
-    are defined, started and stopped; volumes are not).
+    Declared as data: ``kind`` (for messages), ``result_key``, ``root_tag``, ``lookup_call`` (the
+    connection method that finds an object by name), ``missing`` (the kind of object, for which
+    ``_libvirt.lookup`` knows libvirt's "no such object" code), ``volatile`` and
+    ``authoritative`` (the XML rules), ``lifecycle`` (objects that are defined, started and
+    stopped; volumes are not).
 
     Hooks, each with a default that fits pools and networks: :meth:`desired_xml`,
     :meth:`plan_definition` (content sources for volumes), :meth:`plan_live_updates` (networks,
@@ -189,7 +194,7 @@ class Resource:
     result_key = 'object'
     root_tag = ''
     lookup_call = ''
-    missing_error = ''
+    missing = ''
     lifecycle = True
     volatile = ()  # tag paths that change on their own (sizes, runtime ids): never compared
     authoritative = frozenset()  # tag paths of lists the user owns (see _xml.reconcile)
@@ -238,12 +243,7 @@ class Resource:
 
     def lookup(self):
         """The libvirt object by name, None when there is none."""
-        try:
-            return getattr(self.conn, self.lookup_call)(self.name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == getattr(libvirt, self.missing_error):
-                return None
-            raise
+        return lookup(getattr(self.conn, self.lookup_call), self.name, self.missing)
 
     def observe(self) -> Observed:
         with guard(f'reading {self.label()}'):

@@ -17,8 +17,13 @@ from __future__ import annotations
 import copy
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags as libvirt_flags
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    flags as libvirt_flags,
+)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    is_error,
+    libvirt,
+)
 
 SOURCE_KEYS = ('file', 'dev', 'pool', 'volume', 'protocol', 'name', 'dir')
 
@@ -64,7 +69,7 @@ def current_snapshot_name(handle) -> str | None:
     try:
         return handle.snapshotCurrent(0).getName()
     except libvirt.libvirtError as err:
-        if err.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT, libvirt.VIR_ERR_NO_SUPPORT):
+        if is_error(err, libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT, libvirt.VIR_ERR_NO_SUPPORT):
             return None
         raise
 
@@ -76,7 +81,7 @@ def read_snapshots(handle, flags: int = 0) -> list:
         try:
             text = snap.getXMLDesc(libvirt_flags('VIR_DOMAIN_SNAPSHOT_XML_SECURE'))
         except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+            if not is_error(err, libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT):
                 raise
             continue
         found.append((snap, _xml.parse_xml(text, 'libvirt snapshot XML')))
@@ -95,7 +100,7 @@ def snapshot_facts(handle) -> list:
         current = current_snapshot_name(handle)
         snapshots = read_snapshots(handle)
     except libvirt.libvirtError as err:
-        if err.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+        if is_error(err, libvirt.VIR_ERR_NO_SUPPORT):
             return []
         raise
     facts = [describe_snapshot(definition, snap.getName() == current) for snap, definition in snapshots]
@@ -122,7 +127,7 @@ def overlay_bases(handle) -> dict:
     try:
         snapshots = read_snapshots(handle, libvirt_flags('VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL'))
     except libvirt.libvirtError as err:
-        if err.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+        if is_error(err, libvirt.VIR_ERR_NO_SUPPORT):
             return {}  # a driver without snapshots has no overlays
         raise
     for _snap, definition in snapshots:

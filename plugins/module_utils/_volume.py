@@ -36,6 +36,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     is_local_uri,
     is_remote_uri,
     libvirt,
+    lookup,
     refresh_pool,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
@@ -119,11 +120,8 @@ class Volume(Resource):
     # ---- reading --------------------------------------------------------------------------
     def observe(self) -> Observed:
         """The volume, with its pool as ``parent`` (also when the volume does not exist yet)."""
-        try:
-            pool = self.conn.storagePoolLookupByName(self.pool_name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise
+        pool = lookup(self.conn.storagePoolLookupByName, self.pool_name, 'pool')
+        if pool is None:
             if self.params['state'] == 'absent' or self.pending_pool() is not None:
                 return Observed()  # no pool, no volume (or a pool check mode only predicts)
             raise KvmError(f"pool: storage pool '{self.pool_name}' does not exist") from None
@@ -346,12 +344,9 @@ class Volume(Resource):
         if pending is not None and (with_pool is None or find_volume(with_pool, self.params[option]) is None):
             return None, pending
         if pool_name != self.pool_name:
-            try:
-                with_pool = self.conn.storagePoolLookupByName(pool_name)
-            except libvirt.libvirtError as err:
-                if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                    raise
-                raise KvmError(f"{pool_option}: storage pool '{pool_name}' does not exist") from None
+            with_pool = lookup(self.conn.storagePoolLookupByName, pool_name, 'pool')
+            if with_pool is None:
+                raise KvmError(f"{pool_option}: storage pool '{pool_name}' does not exist")
             if not with_pool.isActive():
                 raise KvmError(f"{pool_option}: storage pool '{pool_name}' is inactive")
         volume = find_volume(with_pool, self.params[option])
@@ -654,12 +649,8 @@ class Volume(Resource):
 def find_volume(pool, name: str):
     """A volume of an active pool by name (None when missing); a refresh picks up files made
     outside libvirt."""
-    for attempt in range(2):
-        try:
-            return pool.storageVolLookupByName(name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                raise
-            if attempt == 0:
-                refresh_pool(pool)
-    return None
+    volume = lookup(pool.storageVolLookupByName, name, 'volume')
+    if volume is None:
+        refresh_pool(pool)
+        volume = lookup(pool.storageVolLookupByName, name, 'volume')
+    return volume
