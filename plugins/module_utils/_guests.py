@@ -45,7 +45,8 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._options import com
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool, pool_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import check_public_key, secret_values, seed_files
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import disk_size, format_size
-from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume, volume_options
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_options import volume_options
 
 GUEST_STATES = ('running', 'shutdown', 'absent')
 # domain steps that may run beside each other's (no waits, nothing that reconnects), how many at once

@@ -332,7 +332,8 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import con
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run_resource
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import secret_values
-from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume, volume_module_kwargs, volume_options
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_options import volume_module_kwargs, volume_options
 
 
 def main():
