@@ -23,9 +23,12 @@ _PRIVATE = {}  # the private test-driver connection of this process, opened on f
 
 
 def _private_host():
-    """A connection to an empty, private test-driver host (each custom test:/// URI gets its own).
-    The driver reads its node file at open: an in-memory file where the system has them."""
+    """A connection to an empty, private test-driver host (each custom test:/// URI gets its own),
+    opened on first use and closed when the module's process ends (exit_json and fail_json exit
+    it). The driver reads its node file at open: an in-memory file where the system has them."""
     if 'conn' not in _PRIVATE:
+        import atexit  # pylint: disable=import-outside-toplevel  # only a run that compares needs it
+        atexit.register(_close_private_host)
         if hasattr(os, 'memfd_create'):
             fd = os.memfd_create('hypervisor-kvm-canonical')
             try:
@@ -40,6 +43,15 @@ def _private_host():
                 node.flush()
                 _PRIVATE['conn'] = libvirt.open(f'test://{node.name}')
     return _PRIVATE['conn']
+
+
+def _close_private_host() -> None:
+    conn = _PRIVATE.pop('conn', None)
+    if conn is not None:
+        try:
+            conn.close()
+        except libvirt.libvirtError:
+            pass  # the process ends anyway
 
 
 # What libvirt's parser requires of a whole definition, added when a partial one (only the options
