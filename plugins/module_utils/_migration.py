@@ -28,13 +28,18 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     is_local_uri,
     libvirt,
     libvirt_failure,
-    refresh_pool,
     resolve_uri,
     xml_desc,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import flags as libvirt_flags
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, apply_plan, plan_result, read_back
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, libvirt_size, parse_size
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import (
+    find_volume,
+    find_volume_by_path,
+    volume_definition,
+    volume_info,
+)
 
 COPY_STORAGE = ('none', 'all', 'incremental')
 TIMEOUT_ACTIONS = ('abort', 'suspend')
@@ -287,59 +292,11 @@ def pool_paths(conn) -> list:
     return found
 
 
-def lookup_volume_by_path(conn, path: str):
-    """The volume at ``path`` in one of the host's pools, or None."""
-    try:
-        return conn.storageVolLookupByPath(path)
-    except libvirt.libvirtError as err:
-        if err.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
-            return None
-        raise
-
-
-def lookup_volume(pool, name: str, refresh: bool = False):
-    """The volume ``name`` of ``pool`` or None; ``refresh`` rescans the pool first (a file
-    copied there outside libvirt)."""
-    if refresh:
-        refresh_pool(pool)
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as err:
-        if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            return None
-        raise
-
-
-def volume_facts(volume) -> dict:
-    """capacity, format and backing store of a volume, from its XML."""
-    definition = _xml.parse_xml(volume.XMLDesc(0), 'libvirt volume XML')
-    backing = definition.find('backingStore')
-    return {
-        'capacity': libvirt_size(definition.find('capacity')),
-        'format': definition.find('target/format').get('type') if definition.find('target/format') is not None
-        else None,
-        'backing_path': backing.findtext('path') if backing is not None else None,
-        'backing_format': backing.find('format').get('type')
-        if backing is not None and backing.find('format') is not None else None,
-    }
-
-
 def volume_xml(name: str, capacity: int, fmt: str | None, backing_path: str | None = None,
                backing_format: str | None = None) -> str:
     """The definition of an empty destination volume a storage copy writes into."""
-    volume = _xml.parse_xml('<volume/>', 'volume')
-    _xml.sub_element(volume, 'name', name)
-    _xml.sub_element(volume, 'capacity', str(capacity), unit='bytes')
-    _xml.sub_element(volume, 'allocation', '0', unit='bytes')
-    if fmt:
-        target = _xml.sub_element(volume, 'target')
-        _xml.sub_element(target, 'format', type=fmt)
-    if backing_path:
-        backing = _xml.sub_element(volume, 'backingStore')
-        _xml.sub_element(backing, 'path', backing_path)
-        if backing_format:
-            _xml.sub_element(backing, 'format', type=backing_format)
-    return _xml.to_text(volume, pretty=False)
+    backing = {'path': backing_path, 'format': backing_format} if backing_path else None
+    return _xml.to_text(volume_definition(name, capacity, fmt, backing, allocation=0), pretty=False)
 
 
 def is_copied(disk: dict) -> bool:
@@ -558,35 +515,31 @@ class Migration:
         if not pool['active']:
             problems.append(f"{label}: its pool '{disk['pool']}' is not active")
             return None
-        existing = lookup_volume(pool['handle'], disk['volume'])
-        if existing is None:
-            existing = lookup_volume(pool['handle'], disk['volume'], refresh=True)
-        return pool, existing
+        return pool, find_volume(pool['handle'], disk['volume'])
 
     def destination_volume_at(self, path: str, dest_pools: list) -> tuple:
         """A disk given by path: the destination pool holding its directory, and its volume."""
-        existing = lookup_volume_by_path(self.dest, path)
+        existing = find_volume_by_path(self.dest, path)
         directory = os.path.dirname(path).rstrip('/')
         pool = next((pool for pool in dest_pools if pool['path'] == directory), None)
         if existing is None and pool is not None and pool['active']:
-            existing = lookup_volume(pool['handle'], os.path.basename(path), refresh=True)
+            existing = find_volume(pool['handle'], os.path.basename(path))
         return pool, existing
 
     def volume_to_create(self, source: Presence, disk: dict, pool: dict, label: str, problems: list):
         """The destination volume a copied disk is written into: same name, size and format; with
         copy_storage=incremental, the same backing image (which must be on the destination)."""
-        if disk['pool']:
-            source_volume = lookup_volume(self.conn.storagePoolLookupByName(disk['pool']), disk['volume'])
-        else:
-            source_volume = lookup_volume_by_path(self.conn, disk['path'])
-        facts = volume_facts(source_volume) if source_volume is not None else {
-            'capacity': None, 'format': None, 'backing_path': None, 'backing_format': None}
-        if facts['capacity'] is None:
-            facts['capacity'] = source.handle.blockInfo(disk['target'])[0]
+        source_volume = self.source_volume(disk)
+        facts = volume_info(source_volume, disk['pool']) if source_volume is not None else {
+            'capacity': None, 'format': None, 'backing_store': None}
+        capacity = facts['capacity']
+        if capacity is None:
+            capacity = source.handle.blockInfo(disk['target'])[0]
+        stored = facts['backing_store'] or {}
         backing = None
-        if self.params['copy_storage'] == 'incremental' and facts['backing_path']:
-            backing = facts['backing_path']
-            if lookup_volume_by_path(self.dest, backing) is None and not (
+        if self.params['copy_storage'] == 'incremental' and stored.get('path'):
+            backing = stored['path']
+            if find_volume_by_path(self.dest, backing) is None and not (
                     is_local_uri(self.dest_uri) and os.path.exists(backing)):
                 problems.append(f'{label}: copy_storage=incremental copies only the top image, and its backing image '
                                 f'{backing} is not on the destination (not in any storage pool there); copy it '
@@ -596,9 +549,15 @@ class Migration:
         return {
             'pool': pool['name'], 'handle': pool['handle'], 'name': name,
             'path': disk['path'] or f"{pool['path']}/{name}",
-            'xml': volume_xml(name, facts['capacity'], disk['format'] or facts['format'], backing,
-                              facts['backing_format'] if backing else None),
+            'xml': volume_xml(name, capacity, disk['format'] or facts['format'], backing,
+                              stored.get('format') if backing else None),
         }
+
+    def source_volume(self, disk: dict):
+        """The source's volume of a disk (by pool and name, or by path), or None."""
+        if disk['pool']:
+            return find_volume(self.conn.storagePoolLookupByName(disk['pool']), disk['volume'])
+        return find_volume_by_path(self.conn, disk['path'])
 
     def check_boot_files(self, definition, problems: list) -> None:
         """Kernel, initrd and firmware files are never copied: on a local destination they must
@@ -648,7 +607,7 @@ class Migration:
         for volume in plan.context['created']:
             try:
                 # looked up again: a daemon restart during the migration made the old handle stale
-                found = lookup_volume_by_path(self.dest, volume['path'])
+                found = find_volume_by_path(self.dest, volume['path'])
                 if found is not None:
                     found.delete(0)
             except libvirt.libvirtError:
@@ -767,10 +726,7 @@ class Migration:
 
     def remove_source_storage(self, disks: list, plan: Plan) -> None:
         for disk in disks:
-            if disk['pool']:
-                volume = lookup_volume(self.conn.storagePoolLookupByName(disk['pool']), disk['volume'])
-            else:
-                volume = lookup_volume_by_path(self.conn, disk['path'])
+            volume = self.source_volume(disk)
             if volume is None:
                 plan.warnings.append(f"disk {disk['target']} ({disk['path']}) is not a storage pool volume on the "
                                      'source: left in place')

@@ -37,7 +37,6 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     is_remote_uri,
     libvirt,
     lookup,
-    refresh_pool,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import (
@@ -52,7 +51,12 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._units import (
     libvirt_size,
     parse_size,
 )
-from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volume_info, volumes_backed_by
+from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import (
+    find_volume,
+    volume_definition,
+    volume_info,
+    volumes_backed_by,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_options import CONTENT_OPTIONS
 
 
@@ -260,22 +264,11 @@ class Volume(Resource):
         return 'qcow2' if pool_type in ('dir', 'fs', 'netfs') else None
 
     def volume_xml(self, capacity: int, fmt: str | None, backing=None) -> ET.Element:
-        volume = ET.Element('volume')
-        _xml.sub_element(volume, 'name', self.name)
-        _xml.sub_element(volume, 'capacity', capacity, unit='bytes')
-        if self.params.get('allocation') is not None:
-            _xml.sub_element(volume, 'allocation', parse_size(self.params['allocation'], 'allocation'), unit='bytes')
-        target = _xml.sub_element(volume, 'target')
-        if fmt:
-            _xml.sub_element(target, 'format', type=fmt)
-        if fmt == 'qcow2':
-            _xml.sub_element(target, 'compat', '1.1')  # qcow2 v3, not libvirt's default v2 (0.10)
-        permissions_element(target, self.params, None, remote=is_remote_uri(self.conn.getURI()))
-        if backing is not None:
-            store = _xml.sub_element(volume, 'backingStore')
-            _xml.sub_element(store, 'path', backing['path'])
-            if backing.get('format'):
-                _xml.sub_element(store, 'format', type=backing['format'])
+        allocation = self.params.get('allocation')
+        volume = volume_definition(self.name, capacity, fmt, backing,
+                                   allocation=None if allocation is None else parse_size(allocation, 'allocation'),
+                                   compat='1.1' if fmt == 'qcow2' else None)  # qcow2 v3, not libvirt's v2 (0.10)
+        permissions_element(volume.find('target'), self.params, None, remote=is_remote_uri(self.conn.getURI()))
         return volume
 
     def add_create(self, plan: Plan, definition, name: str = 'create', source=None, describe_text=None) -> None:
@@ -600,13 +593,3 @@ class Volume(Resource):
         plan.add('upload', f'writing the new cloud-init seed into {self.label()}',
                  lambda: self.write_seed(plan, image), reverts=('create',))
         plan.extra['seed_changed'] = True
-
-
-def find_volume(pool, name: str):
-    """A volume of an active pool by name (None when missing); a refresh picks up files made
-    outside libvirt."""
-    volume = lookup(pool.storageVolLookupByName, name, 'volume')
-    if volume is None:
-        refresh_pool(pool)
-        volume = lookup(pool.storageVolLookupByName, name, 'volume')
-    return volume

@@ -1,11 +1,21 @@
 # Copyright: hypervisor.kvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Volume facts, for kvm_volume and kvm_pool_info's ``volumes``."""
+"""Volumes as several modules read and write them: their facts (kvm_volume, kvm_pool_info's
+``volumes``, kvm_migration's storage copy), lookups by name and by path, and the ``<volume>``
+definition kvm_volume and kvm_migration create."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import each_read, libvirt
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    each_read,
+    is_error,
+    libvirt,
+    lookup,
+    refresh_pool,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import libvirt_size
 
 
@@ -48,3 +58,45 @@ def volumes_backed_by(conn, paths) -> dict:
             if backing in wanted:
                 found.setdefault(backing, []).append(f'{pool.name()}/{volume.name()}')
     return {path: sorted(names) for path, names in found.items()}
+
+
+def find_volume(pool, name: str):
+    """A volume of an active pool by name (None when missing); a refresh picks up files made
+    outside libvirt."""
+    volume = lookup(pool.storageVolLookupByName, name, 'volume')
+    if volume is None:
+        refresh_pool(pool)
+        volume = lookup(pool.storageVolLookupByName, name, 'volume')
+    return volume
+
+
+def find_volume_by_path(conn, path: str):
+    """The volume at ``path`` in one of the host's pools, or None."""
+    try:
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError as err:
+        if is_error(err, libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
+            return None
+        raise
+
+
+def volume_definition(name: str, capacity, fmt: str | None, backing: dict | None = None,
+                      allocation=None, compat: str | None = None) -> ET.Element:
+    """A ``<volume>`` to create: ``capacity`` and ``allocation`` (left out when None) in bytes,
+    the format ``fmt`` and its ``compat`` level, and ``backing`` (``path``, ``format``)."""
+    volume = ET.Element('volume')
+    _xml.sub_element(volume, 'name', name)
+    _xml.sub_element(volume, 'capacity', capacity, unit='bytes')
+    if allocation is not None:
+        _xml.sub_element(volume, 'allocation', allocation, unit='bytes')
+    target = _xml.sub_element(volume, 'target')
+    if fmt:
+        _xml.sub_element(target, 'format', type=fmt)
+    if compat:
+        _xml.sub_element(target, 'compat', compat)
+    if backing is not None:
+        store = _xml.sub_element(volume, 'backingStore')
+        _xml.sub_element(store, 'path', backing['path'])
+        if backing.get('format'):
+            _xml.sub_element(store, 'format', type=backing['format'])
+    return volume
