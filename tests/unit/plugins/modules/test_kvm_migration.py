@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils import _migration
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _migration, _migration_checks, _migration_storage
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.modules import kvm_migration
 
@@ -81,8 +81,8 @@ def args(dest_uri, **extra):
 # ---- the decision table ------------------------------------------------------------------------
 def presence(state, uuid=UUID_A):
     if state == 'absent':
-        return _migration.Presence()
-    return _migration.Presence(exists=True, state=state, active=state != 'shutoff', persistent=True, uuid=uuid)
+        return _migration_checks.Presence()
+    return _migration_checks.Presence(exists=True, state=state, active=state != 'shutoff', persistent=True, uuid=uuid)
 
 
 @pytest.mark.parametrize('source, target, expected', [
@@ -96,7 +96,7 @@ def presence(state, uuid=UUID_A):
     ('shutoff', 'shutoff', 'present'),
 ])
 def test_decide(source, target, expected):
-    assert _migration.decide('g', presence(source), presence(target), 'a:///', 'b:///') == expected
+    assert _migration_checks.decide('g', presence(source), presence(target), 'a:///', 'b:///') == expected
 
 
 @pytest.mark.parametrize('source, target, message', [
@@ -107,13 +107,13 @@ def test_decide(source, target, expected):
 ])
 def test_decide_refuses(source, target, message):
     with pytest.raises(KvmError) as failure:
-        _migration.decide('g', presence(source), presence(target), 'a:///', 'b:///')
+        _migration_checks.decide('g', presence(source), presence(target), 'a:///', 'b:///')
     assert message in failure.value.msg
 
 
 def test_decide_refuses_another_guest_of_that_name():
     with pytest.raises(KvmError, match="has another guest named 'g' \\(uuid 9999"):
-        _migration.decide('g', presence('shutoff'), presence('running', UUID_B), 'a:///', 'b:///')
+        _migration_checks.decide('g', presence('shutoff'), presence('running', UUID_B), 'a:///', 'b:///')
 
 
 # ---- flags and typed parameters ------------------------------------------------------------------
@@ -349,7 +349,7 @@ def test_incremental_copy_needs_the_backing_image(conn, run_module, tmp_path):
 
 
 def test_volume_definitions_for_the_copy():
-    text = _migration.volume_xml('d.qcow2', 1048576, 'qcow2', '/p/base.qcow2', 'qcow2')
+    text = _migration_storage.volume_xml('d.qcow2', 1048576, 'qcow2', '/p/base.qcow2', 'qcow2')
     assert text == ("<volume><name>d.qcow2</name><capacity unit=\"bytes\">1048576</capacity>"
                     "<allocation unit=\"bytes\">0</allocation><target><format type=\"qcow2\" /></target>"
                     "<backingStore><path>/p/base.qcow2</path><format type=\"qcow2\" /></backingStore></volume>")
@@ -398,15 +398,15 @@ def test_reserve_memory_refuses_a_destination_without_room(conn, run_module, tmp
     source_guest(conn)
     dest = destination(tmp_path, pools=[('pool-b', '/default-pool', ['mig-a.qcow2'])])
     result = run_module(kvm_migration.main, args(dest, reserve_memory='1MiB'), check_mode=True)
-    free = _migration.node_memory(_migration.libvirt.open(dest))['free']
+    free = _migration_checks.node_memory(_migration.libvirt.open(dest))['free']
     assert result['failed']
     assert result['problems'] == [f'it lacks room: the guest needs 8 MiB, the destination has '
-                                  f'{_migration.format_size(free)} free minus the reserve of 1 MiB']
+                                  f'{_migration_checks.format_size(free)} free minus the reserve of 1 MiB']
     assert result['destination']['memory']['reserve'] == 1024 * 1024
 
 
 def test_node_memory_of_the_test_driver(conn):
-    memory = _migration.node_memory(conn)
+    memory = _migration_checks.node_memory(conn)
     assert memory['total'] == 3072 * 1024 * 1024 and memory['free'] is not None
 
 
