@@ -49,6 +49,29 @@ POLL_SECONDS = 0.2  # how often a migration with a timeout is looked at
 
 
 # ---- options --------------------------------------------------------------------------------------
+def migration_options() -> dict:
+    """kvm_migration's options (but uri)."""
+    return dict(
+        name=dict(type='str', required=True),
+        dest_uri=dict(type='str', required=True),
+        live=dict(type='bool', default=True),
+        persistent=dict(type='bool', default=True),
+        undefine_source=dict(type='bool', default=True),
+        copy_storage=dict(type='str', default='none', choices=list(COPY_STORAGE)),
+        replace_storage=dict(type='bool', default=False),
+        remove_source_storage=dict(type='bool', default=False),
+        unsafe=dict(type='bool', default=False),
+        bandwidth=dict(type='int'),
+        auto_converge=dict(type='bool', default=False),
+        compressed=dict(type='bool', default=False),
+        timeout=dict(type='int'),
+        timeout_action=dict(type='str', default='abort', choices=list(TIMEOUT_ACTIONS)),
+        peer2peer=dict(type='bool', default=False),
+        migrate_uri=dict(type='str'),
+        reserve_memory=dict(type='str'),
+    )
+
+
 def migration_flags(params: dict, mode: str, source_persistent: bool) -> list:
     """The VIR_MIGRATE_* flag names for a ``migrate`` or ``offline`` run, in a fixed order."""
     names = []

@@ -46,6 +46,28 @@ STATE_OPTIONS = {
 FACT_KEYS = ('name', 'parent', 'created', 'state', 'current', 'kind', 'description', 'memory', 'disks')
 
 
+def snapshot_options() -> dict:
+    """kvm_snapshot's options (but uri)."""
+    return dict(
+        domain=dict(type='str', required=True),
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=list(SNAPSHOT_STATES)),
+        description=dict(type='str'),
+        memory=dict(type='bool'),
+        external=dict(type='bool'),
+        disks=dict(type='list', elements='dict', options=dict(
+            target=dict(type='str', required=True),
+            include=dict(type='bool', default=True),
+            path=dict(type='path'),
+        )),
+        quiesce=dict(type='bool'),
+        children=dict(type='bool'),
+        force=dict(type='bool'),
+        running=dict(type='bool'),
+        paused=dict(type='bool'),
+    )
+
+
 # ---- kvm_snapshot ----------------------------------------------------------------------------------
 def check_options(params: dict) -> None:
     """Refuse option combinations that cannot mean anything, before libvirt is asked."""

@@ -353,37 +353,14 @@ libvirt_error:
 
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
-from ansible_collections.hypervisor.kvm.plugins.module_utils._migration import (
-    COPY_STORAGE,
-    TIMEOUT_ACTIONS,
-    converge,
-)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._migration import converge, migration_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run
 
 
 def main():
     module = KvmModule(
-        argument_spec=dict(
-            **connection_argument_spec(),
-            name=dict(type='str', required=True),
-            dest_uri=dict(type='str', required=True),
-            live=dict(type='bool', default=True),
-            persistent=dict(type='bool', default=True),
-            undefine_source=dict(type='bool', default=True),
-            copy_storage=dict(type='str', default='none', choices=list(COPY_STORAGE)),
-            replace_storage=dict(type='bool', default=False),
-            remove_source_storage=dict(type='bool', default=False),
-            unsafe=dict(type='bool', default=False),
-            bandwidth=dict(type='int'),
-            auto_converge=dict(type='bool', default=False),
-            compressed=dict(type='bool', default=False),
-            timeout=dict(type='int'),
-            timeout_action=dict(type='str', default='abort', choices=list(TIMEOUT_ACTIONS)),
-            peer2peer=dict(type='bool', default=False),
-            migrate_uri=dict(type='str'),
-            reserve_memory=dict(type='str'),
-        ),
+        argument_spec=dict(**connection_argument_spec(), **migration_options()),
         supports_check_mode=True,
     )
     params = module.params

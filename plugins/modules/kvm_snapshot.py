@@ -294,30 +294,12 @@ libvirt_error:
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule
 from ansible_collections.hypervisor.kvm.plugins.module_utils._runner import run
-from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot import SNAPSHOT_STATES, converge
+from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot import converge, snapshot_options
 
 
 def main():
     module = KvmModule(
-        argument_spec=dict(
-            **connection_argument_spec(),
-            domain=dict(type='str', required=True),
-            name=dict(type='str', required=True),
-            state=dict(type='str', default='present', choices=list(SNAPSHOT_STATES)),
-            description=dict(type='str'),
-            memory=dict(type='bool'),
-            external=dict(type='bool'),
-            disks=dict(type='list', elements='dict', options=dict(
-                target=dict(type='str', required=True),
-                include=dict(type='bool', default=True),
-                path=dict(type='path'),
-            )),
-            quiesce=dict(type='bool'),
-            children=dict(type='bool'),
-            force=dict(type='bool'),
-            running=dict(type='bool'),
-            paused=dict(type='bool'),
-        ),
+        argument_spec=dict(**connection_argument_spec(), **snapshot_options()),
         mutually_exclusive=[('running', 'paused')],
         supports_check_mode=True,
     )
