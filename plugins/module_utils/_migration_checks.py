@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import power_state
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import guard, is_local_uri, libvirt, resolve_uri
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    guard,
+    is_error,
+    is_local_uri,
+    libvirt,
+    lookup,
+    resolve_uri,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import format_size, libvirt_size, parse_size
 
@@ -54,7 +61,7 @@ def find_guest(conn, name: str, where: str, settle: float = 0) -> Presence:
                                  active=bool(handle.isActive()), persistent=bool(handle.isPersistent()),
                                  uuid=handle.UUIDString())
             except libvirt.libvirtError as err:
-                if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                if is_error(err, libvirt.VIR_ERR_NO_DOMAIN):
                     return Presence()
                 raise
             incoming = (not found.persistent and state == libvirt.VIR_DOMAIN_PAUSED
@@ -145,11 +152,8 @@ def check_networks(dest, definition, mode: str, problems: list, plan: Plan) -> N
             continue
         if kind == 'network':
             name = source.get('network')
-            try:
-                network = dest.networkLookupByName(name)
-            except libvirt.libvirtError as err:
-                if err.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                    raise
+            network = lookup(dest.networkLookupByName, name, 'network')
+            if network is None:
                 problems.append(f"it lacks network '{name}'")
                 continue
             if mode == 'migrate' and not network.isActive():
@@ -160,7 +164,7 @@ def check_networks(dest, definition, mode: str, problems: list, plan: Plan) -> N
             try:
                 dest.interfaceLookupByName(device)
             except libvirt.libvirtError as err:
-                if err.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:
+                if is_error(err, libvirt.VIR_ERR_NO_INTERFACE):
                     problems.append(f"it lacks the {what} '{device}'")
                 else:  # no interface driver there: libvirt will say at migration time
                     plan.warnings.append(f"could not check the {what} '{device}' on the destination: "

@@ -14,7 +14,13 @@ import os
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import disk_sources
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import guard, is_local_uri, libvirt, xml_desc
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    guard,
+    is_error,
+    is_local_uri,
+    libvirt,
+    xml_desc,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._migration_checks import Presence, host_uuid
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import (
@@ -36,7 +42,7 @@ def recorded_copies(handle, dest_uuid: str | None) -> list:
     try:
         text = handle.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, COPIES_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
     except libvirt.libvirtError as err:
-        if err.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED):
+        if is_error(err, libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED):
             return []
         raise
     record = _xml.parse_xml(text, 'the storage copy record')
@@ -60,8 +66,8 @@ def record_copies(handle, dest_uuid: str | None, paths: list) -> None:
     try:
         handle.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, key, COPIES_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
     except libvirt.libvirtError as err:
-        if err.get_error_code() not in (libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_NO_SUPPORT,
-                                        libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_DOMAIN):
+        if not is_error(err, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_NO_SUPPORT,
+                        libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_DOMAIN):
             raise
 
 
