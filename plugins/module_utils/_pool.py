@@ -64,6 +64,7 @@ def pool_module_kwargs() -> dict:
         supports_check_mode=True,
     )
 
+
 # What each structured type needs in ``source`` (libvirt refuses to define or start without it).
 REQUIRED_SOURCE = {
     'fs': ('device',),
