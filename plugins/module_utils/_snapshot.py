@@ -23,6 +23,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     guard,
     is_local_uri,
     libvirt,
+    lookup,
     xml_desc,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Plan, apply_plan, plan_result, read_back
@@ -109,12 +110,9 @@ class Guest:
     def __init__(self, conn, name: str):
         self.conn = conn
         self.name = name
-        try:
-            self.handle = conn.lookupByName(name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                raise KvmError(f"domain: no domain named '{name}' on {conn.getURI()}") from None
-            raise
+        self.handle = lookup(conn.lookupByName, name, 'domain')
+        if self.handle is None:
+            raise KvmError(f"domain: no domain named '{name}' on {conn.getURI()}")
         self.power = power_state(self.handle.state()[0])
         self.active = bool(self.handle.isActive())
         self.definition = xml_desc(self.handle, libvirt.VIR_DOMAIN_XML_SECURE, 'libvirt domain XML')
