@@ -15,6 +15,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import disk_sources
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
+    each_read,
     guard,
     is_error,
     is_local_uri,
@@ -74,8 +75,9 @@ def record_copies(handle, dest_uuid: str | None, paths: list) -> None:
 def paths_in_use(conn) -> set:
     """Every disk source path of every guest on ``conn``."""
     used = set()
-    for domain in conn.listAllDomains(0):
-        definition = xml_desc(domain, 0, 'libvirt domain XML')
+    listed = conn.listAllDomains(0)  # a guest undefined meanwhile is left out
+    for _domain, definition in each_read(listed, lambda domain: xml_desc(domain, 0, 'libvirt domain XML'),
+                                         libvirt.VIR_ERR_NO_DOMAIN):
         used.update(disk['path'] for disk in disk_sources(definition) if disk['path'])
     return used
 
