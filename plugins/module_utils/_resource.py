@@ -37,7 +37,9 @@ class Observed:
     pool); ``facts`` the small state dict of the diff, when it is not ``STATE_KEYS``.
     """
 
-    # plain classes, not dataclasses: every module run imports this file (docs/architecture.md)
+    # A plain class with __slots__, not a dataclass: every resource module run imports this file,
+    # and @dataclass builds each class's methods with exec() at import time; a dataclass with
+    # slots also needs Python 3.10 (slots=True), the modules support 3.9 (tests/config.yml).
     __slots__ = ('exists', 'xml', 'live_xml', 'active', 'autostart', 'persistent', 'handle', 'parent', 'facts')
 
     def __init__(self, exists=False, xml=None, live_xml=None, active=False, autostart=False, persistent=False,
