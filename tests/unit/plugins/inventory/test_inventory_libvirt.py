@@ -9,6 +9,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
+import libvirt
 import pytest
 import yaml
 from ansible.module_utils import _internal as ansible_internal
@@ -30,7 +31,6 @@ from ansible_collections.hypervisor.kvm.plugins.inventory import libvirt as plug
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _libvirt
 
 ansible_internal.is_controller = TARGET_SIDE
-libvirt = pytest.importorskip('libvirt')
 
 NAME = 'hypervisor.kvm.libvirt'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))

@@ -32,6 +32,7 @@ import re
 import shutil
 import subprocess
 
+import libvirt
 import pytest
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _libvirt
@@ -43,8 +44,6 @@ from ansible_collections.hypervisor.kvm.plugins.modules import (
     kvm_snapshot,
     kvm_volume,
 )
-
-libvirt = pytest.importorskip('libvirt')
 
 URI = 'test:///default'
 POOL = 'default-pool'

@@ -11,6 +11,7 @@ and the overlays themselves in the integration target.
 import copy
 import xml.etree.ElementTree as ET
 
+import libvirt
 import pytest
 import yaml
 
@@ -18,7 +19,6 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils import _domain_fact
 from ansible_collections.hypervisor.kvm.plugins.modules import kvm_snapshot
 
 URI = 'test:///default'
-libvirt = pytest.importorskip('libvirt')
 
 DISK = ("<disk type='file' device='disk'><driver name='qemu' type='{fmt}'/><source file='{path}'/>"
         "<target dev='{target}' bus='virtio'/></disk>")
