@@ -13,7 +13,10 @@ attributes:
     description: Runs in check mode and reports exactly the changes and actions a real run would make.
     support: full
   diff_mode:
-    description: Returns the libvirt definition (inactive XML) and the small state dict before and after.
+    description:
+      - With C(--diff), returns the libvirt definition (inactive XML) and the small state dict before and after.
+      - Without it, results carry no C(diff); C(changed), C(actions) and check mode's prediction are the
+        same either way.
     support: full
   idempotent:
     description: A second run with the same arguments reports no change.

@@ -1,19 +1,18 @@
 # Copyright: hypervisor.kvm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Domains (guests) on the engine's skeleton: power states with waiting, live changes, restarts
-the user opted into, removal with NVRAM and storage."""
+"""Domains (guests) on the engine's skeleton: reading, the desired definition, and the plan of
+power states with waiting, live changes, restarts the user opted into, and removal with NVRAM and
+storage. The steps that only a change takes are in ``_domain_changes``, which a run with nothing
+to do never imports (docs/architecture.md, "Speed")."""
 
 from __future__ import annotations
 
 import copy
-import os
-import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import (
     definition_facts,
-    disk_sources,
     domain_info,
     domain_interfaces,
     interface_addresses,
@@ -22,23 +21,9 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
     resolve_machine,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
-    each_read,
-    flags,
-    is_error,
-    is_local_uri,
-    libvirt,
-    lookup,
-    wait_until,
-    xml_desc,
-)
+from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_error, libvirt, xml_desc
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, unit_factor
-from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_facts import volumes_backed_by
-
-UNDEFINE_FLAGS = ('VIR_DOMAIN_UNDEFINE_MANAGED_SAVE', 'VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA',
-                  'VIR_DOMAIN_UNDEFINE_NVRAM', 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA')
-
 
 # ---- what decides a restart -----------------------------------------------------------------
 # The parts of a definition that a running guest only picks up when it starts again. Live XML
@@ -162,8 +147,8 @@ class Domain(Resource):
     missing = 'domain'
     volatile = ('id',)
 
-    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
-        super().__init__(conn, params, check_mode, shared)
+    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None, diff: bool = False):
+        super().__init__(conn, params, check_mode, shared, diff)
         owned = {'devices/disk', 'devices/interface'}
         boot = params.get('boot') or {}
         if boot.get('devices') is not None:
@@ -278,12 +263,17 @@ class Domain(Resource):
         plan.after.facts = {}
         if not before.exists:
             return
+        from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_changes import (  # pylint: disable=import-outside-toplevel
+            delete_storage,
+            removable_storage,
+            undefine,
+        )
         handle = before.handle
         if before.active:
             plan.add('destroy', f'stopping {self.label()} (hard power off)', handle.destroy)
         if self.params.get('remove_storage'):
             plan.extra['kept_storage'] = []
-            removable = self.removable_storage(before, plan)
+            removable = removable_storage(self, before, plan, external_overlays(before))
         else:
             removable = []
         if before.persistent:
@@ -292,91 +282,11 @@ class Domain(Resource):
         if removable:
             removed = plan.extra['removed_storage'] = []
             plan.add('remove-storage', f"deleting the storage of {self.label()}",
-                     lambda: removed.extend(self.delete_storage(removable, plan)))
+                     lambda: removed.extend(delete_storage(self, removable, plan)))
             if self.check_mode:
                 removed.extend(source['resolved'] for source in removable)
                 # what later steps of the same run must see as gone (kvm_guests)
                 self.shared.setdefault('removed_paths', set()).update(removed)
-
-    def removable_storage(self, before: Observed, plan: Plan) -> list:
-        """The domain's own disks (not cdroms, not shared, not used by another domain): the base
-        files it was defined with, and the overlays of its external snapshots (read now: the
-        undefine drops the snapshots' metadata)."""
-        bases = external_overlays(before)
-        if bases:
-            from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import (  # pylint: disable=import-outside-toplevel
-                rebase_disks,
-            )
-            definition = rebase_disks(before.xml, bases)
-        else:
-            definition = before.xml
-        mine = [source for source in disk_sources(definition)
-                if source['device'] == 'disk' and not source['shareable'] and (source['path'] or source['volume'])]
-        mine += [{'device': 'disk', 'path': overlay, 'pool': None, 'volume': None, 'shareable': False}
-                 for overlay in sorted(bases)]
-        if not mine:
-            return []
-        for source in mine:
-            source['resolved'] = self.storage_path(source)
-        elsewhere = set()
-        others = [other for other in self.conn.listAllDomains(0) if other.name() != self.name]
-        for _other, text in each_read(others, lambda other: other.XMLDesc(0), libvirt.VIR_ERR_NO_DOMAIN):
-            for source in disk_sources(_xml.parse_xml(text, 'libvirt domain XML')):
-                elsewhere.add(self.storage_path(source))
-        kept = plan.extra['kept_storage']
-        for source in mine:
-            if source['resolved'] in elsewhere:
-                kept.append({'path': source['resolved'], 'reason': 'another domain uses it too'})
-        leaving = {source['resolved'] for source in mine} - {entry['path'] for entry in kept}
-        users = volumes_backed_by(self.conn, leaving)
-        for path in sorted(leaving):
-            # overlays of this very domain (external snapshots) go in the same run
-            others = [name for name in users.get(path, []) if self.volume_path(name) not in leaving]
-            if others:
-                kept.append({'path': path, 'reason': f"the backing file of {', '.join(others)}"})
-        for entry in kept:
-            plan.warnings.append(f"kept {entry['path']}: {entry['reason']}")
-        kept_paths = {entry['path'] for entry in kept}
-        return [source for source in mine if source['resolved'] not in kept_paths]
-
-    def volume_path(self, name: str) -> str | None:
-        """The path of volume ``pool/volume``."""
-        pool, _slash, volume = name.partition('/')
-        try:
-            return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
-        except libvirt.libvirtError:
-            return None
-
-    def storage_path(self, source: dict) -> str:
-        """One spelling for a disk's storage: the path, also for a pool/volume disk."""
-        if source['volume']:
-            try:
-                return self.conn.storagePoolLookupByName(source['pool']).storageVolLookupByName(
-                    source['volume']).path()
-            except libvirt.libvirtError:
-                return f"{source['pool']}/{source['volume']}"
-        return source['path']
-
-    def delete_storage(self, sources: list, plan: Plan) -> list:
-        removed = []
-        for source in sources:
-            if source['volume']:
-                pool = self.conn.storagePoolLookupByName(source['pool'])
-                volume = pool.storageVolLookupByName(source['volume'])
-                path = volume.path()
-                volume.delete(0)
-                removed.append(path)
-                continue
-            volume = lookup(self.conn.storageVolLookupByPath, source['path'], 'volume')
-            if volume is not None:
-                volume.delete(0)
-                removed.append(source['path'])
-            elif is_local_uri(self.conn.getURI()) and os.path.isfile(source['path']):
-                os.remove(source['path'])
-                removed.append(source['path'])
-            else:
-                plan.warnings.append(f"{source['path']} is not a libvirt volume nor a local file: not deleted")
-        return removed
 
     def drifted(self, before: Observed, differences: list, plan: Plan) -> bool:
         if differences and plan.context.get('runtime_xml') and before.live_xml is not None:
@@ -395,7 +305,10 @@ class Domain(Resource):
         only), so this never covers the whole difference."""
         running = power_state(before.handle.state()[0]) in ('running', 'paused')
         if running and self.params.get('live') and self.params['state'] not in ('shutdown', 'destroyed'):
-            plan.context['live_done'] = self.plan_live_changes(before, plan)
+            from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_changes import (  # pylint: disable=import-outside-toplevel
+                plan_live_changes,
+            )
+            plan.context['live_done'] = plan_live_changes(self, before, plan)
         return False
 
     def plan_state(self, before: Observed, plan: Plan) -> None:
@@ -420,20 +333,21 @@ class Domain(Resource):
             if power != 'paused':
                 plan.add('pause', f'pausing {self.label()}', lambda: plan.handle().suspend())
         elif state == 'shutdown' and running:
-            plan.add('shutdown', f'shutting down {self.label()} (ACPI)', lambda: self.shutdown(plan.handle(), plan))
+            plan.add('shutdown', f'shutting down {self.label()} (ACPI)',
+                     lambda: changes().shutdown(self, plan.handle(), plan))
         elif state == 'destroyed' and running:
             plan.add('destroy', f'stopping {self.label()} (hard power off)', lambda: plan.handle().destroy())
         if restart and final in ('running', 'paused'):
             if params.get('restart'):
                 plan.add('restart', f'restarting {self.label()} to apply its new definition',
-                         lambda: self.restart_domain(plan.handle(), plan, paused=final == 'paused'))
+                         lambda: changes().restart_domain(self, plan.handle(), plan, paused=final == 'paused'))
             else:
                 plan.restart_required = True
         plan.after.facts = {'state': final, 'autostart': plan.after.autostart, 'persistent': True}
         if params.get('wait_for_ip') and state == 'running':
             plan.add('wait-for-ip', f'waiting up to {params["wait_for_ip"]} s for an address of {self.label()}',
                      lambda: plan.context.update(
-                         interfaces=wait_for_addresses(self.conn, self.name, params['wait_for_ip'])),
+                         interfaces=changes().wait_for_addresses(self.conn, self.name, params['wait_for_ip'])),
                      change=False)
 
     def plan_autostart(self, before: Observed, plan: Plan) -> None:
@@ -458,87 +372,6 @@ class Domain(Resource):
                     side.find('vcpu').attrib.pop('current', None)
         return bool(_xml.differences(wanted, running, frozenset({'devices/disk', 'devices/interface'})))
 
-    def plan_live_changes(self, before: Observed, plan: Plan) -> set:
-        """Apply to the running guest what it can take without a restart (live: true)."""
-        merged = plan.merged
-        done = set()
-        # An interface attached live and defined separately would get two different MACs from
-        # libvirt: give it one here, derived from the domain and its place so check mode agrees.
-        for index, interface in enumerate(merged.findall('devices/interface')):
-            if interface.find('mac') is None:
-                seed = f"{self.name}/{index}/{_xml.to_text(interface, pretty=False)}".encode()
-                import hashlib  # pylint: disable=import-outside-toplevel  # live NIC changes only
-
-                digest = hashlib.sha256(seed).hexdigest()
-                mac = ET.Element('mac', {'address': f'52:54:00:{digest[0:2]}:{digest[2:4]}:{digest[4:6]}'})
-                interface.insert(0, mac)
-        live = before.live_xml
-        affect = libvirt.VIR_DOMAIN_AFFECT_LIVE
-        memory, old_memory = merged.findtext('currentMemory'), before.xml.findtext('currentMemory')
-        maximum = live.findtext('memory')
-        if memory and memory != old_memory and int(memory) <= int(maximum or 0):
-            plan.add('set-memory', f'setting the memory of running {self.label()} to {memory} KiB',
-                     lambda: plan.handle().setMemoryFlags(int(memory), affect))
-            done.add('memory')
-        vcpu, live_vcpu = merged.find('vcpu'), live.find('vcpu')
-        if vcpu is not None and live_vcpu is not None:
-            wanted_count = int(vcpu.get('current') or vcpu.text)
-            have_count = int(live_vcpu.get('current') or live_vcpu.text)
-            if wanted_count != have_count and wanted_count <= int(live_vcpu.text):
-                plan.add('set-vcpus', f'setting the vcpus of running {self.label()} to {wanted_count}',
-                         lambda: plan.handle().setVcpusFlags(wanted_count, affect))
-                done.add('vcpu')
-        for tag in ('interface', 'disk'):
-            want = [(project_device(e), e) for e in merged.findall(f'devices/{tag}')]
-            have = [(project_device(e), e) for e in live.findall(f'devices/{tag}')]
-            want_keys = [pair[0] for pair in want]
-            have_keys = [pair[0] for pair in have]
-            to_detach = [element for key, element in have if key not in want_keys]
-            to_attach = [element for key, element in want if key not in have_keys]
-            if not to_detach and not to_attach:
-                continue
-            for element in to_detach:
-                text = _xml.to_text(element, pretty=False)
-                plan.add(f'detach-{tag}', f'detaching a {tag} from running {self.label()}',
-                         lambda text=text: plan.handle().detachDeviceFlags(text, affect))
-            for element in to_attach:
-                text = _xml.to_text(_xml.remove_paths(copy.deepcopy(element), ('address', 'alias', 'target')
-                                                      if tag == 'interface' else ('address', 'alias')), pretty=False)
-                plan.add(f'attach-{tag}', f'attaching a {tag} to running {self.label()}',
-                         lambda text=text: plan.handle().attachDeviceFlags(text, affect))
-            done.add(tag)
-        return done
-
-    # ---- power ------------------------------------------------------------------------------------
-    def shutdown(self, handle, plan: Plan) -> None:
-        """ACPI shutdown, returning only when the guest is off (or forcing it off when asked)."""
-        if power_state(handle.state()[0]) == 'paused':
-            handle.resume()
-        handle.shutdown()
-        timeout = self.params.get('shutdown_timeout')
-        timeout = 120 if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        off = wait_until(self.conn, deadline, lambda: self.conn.lookupByName(self.name).isActive() == 0 or None,
-                         interval=0.25)
-        handle = plan.context['handle'] = self.conn.lookupByName(self.name)  # afresh: libvirtd may have restarted
-        if off or not handle.isActive():
-            return
-        if self.params.get('force_off_after_timeout'):
-            handle.destroy()
-            plan.warnings.append(f'{self.label()} did not shut down within {timeout} s and was forced off')
-            plan.extra['forced_off'] = True
-            return
-        raise KvmError(f'{self.label()} did not shut down within {timeout} s (ACPI shutdown sent). Set '
-                       'force_off_after_timeout: true to force it off, a longer shutdown_timeout, or '
-                       'state: destroyed for a hard power off.')
-
-    def restart_domain(self, handle, plan: Plan, paused: bool) -> None:
-        self.shutdown(handle, plan)
-        handle = plan.handle()  # the shutdown wait looked it up again
-        handle.create()
-        if paused:
-            handle.suspend()
-
     def define(self, xml_text: str):
         """Define with libvirt's schema validation where the driver has it."""
         validate = getattr(libvirt, 'VIR_DOMAIN_DEFINE_VALIDATE', 0)
@@ -550,52 +383,9 @@ class Domain(Resource):
             return self.conn.defineXML(xml_text)
 
 
-def project_device(element) -> str:
-    """What identifies a disk or interface for live attach/detach (runtime details left out)."""
-    source = element.find('source')
-    if element.tag == 'interface':
-        mac = element.find('mac')
-        kind = element.get('type') or ''
-        # a running network interface also names its bridge: only the network identifies it
-        key = {'network': 'network', 'bridge': 'bridge', 'direct': 'dev'}.get(kind, 'network')
-        return '|'.join([kind, mac.get('address') if mac is not None else '',
-                         source.get(key) or '' if source is not None else ''])
-    target = element.find('target')
-    keys = [element.get('device') or 'disk']
-    keys += [source.get(key) or '' for key in ('file', 'dev', 'pool', 'volume')] if source is not None else []
-    keys.append(target.get('dev') if target is not None else '')
-    return '|'.join(keys)
-
-
-def undefine(handle) -> None:
-    """Undefine with everything that would block it: managed save, snapshot metadata, NVRAM."""
-    try:
-        handle.undefineFlags(flags(*UNDEFINE_FLAGS))
-    except libvirt.libvirtError as err:
-        if not is_error(err, libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
-            raise
-        handle.undefine()
-
-
-def current_interfaces(conn, name: str) -> list:
-    """The guest's interfaces with the addresses libvirt knows now (looked up afresh)."""
-    handle = conn.lookupByName(name)
-    live = _xml.parse_xml(handle.XMLDesc(0), 'libvirt domain XML')
-    return domain_interfaces(live, interface_addresses(handle, live))
-
-
-def wait_for_addresses(conn, name: str, timeout: int) -> list:
-    """Wait until the guest has an address on one of its interfaces; return its interfaces. A
-    libvirtd restart meanwhile reconnects and carries on (_libvirt.wait_until)."""
-    deadline = time.monotonic() + timeout
-    found = wait_until(conn, deadline, lambda: addressed(current_interfaces(conn, name)))
-    if found is None:
-        raise KvmError(f"domain '{name}' got no IP address within {timeout} s (checked the DHCP "
-                       "leases and the guest agent); is its network serving DHCP, and does the guest ask?",
-                       interfaces=current_interfaces(conn, name))
-    return found
-
-
-def addressed(interfaces: list) -> list | None:
-    """The interfaces when one has an address, else None (still waiting)."""
-    return interfaces if any(interface['addresses'] for interface in interfaces) else None
+def changes():
+    """``_domain_changes``, imported when a step that changes something runs."""
+    from ansible_collections.hypervisor.kvm.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
+        _domain_changes,
+    )
+    return _domain_changes

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
-from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain, current_interfaces
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder import (
     check_boot_file,
     check_cpu,
@@ -32,6 +32,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder imp
     memory_sizes,
     vcpu_counts,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_changes import current_interfaces
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_options import (
     VIRT_TYPES,
     cpu_options,
@@ -156,10 +157,11 @@ class Fleet:
     """One run of kvm_guests: validate everything, then converge step by step over one
     connection. Holds the run's results; the adapters it drives keep nothing."""
 
-    def __init__(self, conn, params: dict, check_mode: bool, no_log_values: set):
+    def __init__(self, conn, params: dict, check_mode: bool, no_log_values: set, diff: bool = False):
         self.conn = conn
         self.params = params
         self.check_mode = check_mode
+        self.diff = diff  # the run asked for a diff (--diff): each resource renders its own
         self.no_log_values = no_log_values
         self.shared = {}  # what check mode predicts earlier steps create (see Resource.remember_pending)
         self.pool = params.get('pool')
@@ -352,7 +354,7 @@ class Fleet:
 
     def step(self, resource_class, params: dict, label: str) -> dict:
         """One resource converged by the engine; its diff kept when it changed something."""
-        resource = resource_class(self.conn, params, self.check_mode, self.shared)
+        resource = resource_class(self.conn, params, self.check_mode, self.shared, self.diff)
         return self.concluded(resource, resource.prepare(), label)
 
     def concluded(self, resource, plan, label: str) -> dict:
@@ -363,8 +365,8 @@ class Fleet:
         """A concluded step's result: its warnings and diff go to the run's."""
         self.changed = self.changed or result['changed']
         self.warnings.extend(f'{label}: {warning}' for warning in result.pop('warnings', []))
-        diff = result.pop('diff')
-        if result['changed']:
+        diff = result.pop('diff', None)
+        if diff is not None and result['changed']:
             self.diffs.append(dict(diff, before_header=f'{label} (before)', after_header=f'{label} (after)'))
         return result
 
@@ -432,12 +434,14 @@ class Fleet:
             params = completed(volume_options(), {'name': f'{name}.qcow2', 'pool': pool, 'state': 'present',
                                                   'format': 'qcow2', 'capacity': guest.get('disk_size'),
                                                   'backing_volume': derived['base_volume']}, f'guest {name}: disk')
-            steps.append(('disk', Volume(self.conn, params, self.check_mode, self.shared), 'disk'))
+            steps.append(('disk', Volume(self.conn, params, self.check_mode, self.shared, self.diff), 'disk'))
         if derived['seed']:
             params = completed(volume_options(), {'name': f'{name}-seed.iso', 'pool': pool, 'state': 'present',
                                                   'cloud_init': derived['cloud_init']}, f'guest {name}: seed')
-            steps.append(('seed', Volume(self.conn, params, self.check_mode, self.shared), 'cloud-init seed'))
-        steps.append(('domain', Domain(self.conn, derived['domain'], self.check_mode, self.shared), 'domain'))
+            steps.append(('seed', Volume(self.conn, params, self.check_mode, self.shared, self.diff),
+                          'cloud-init seed'))
+        steps.append(('domain', Domain(self.conn, derived['domain'], self.check_mode, self.shared, self.diff),
+                      'domain'))
         plans = [(kind, resource, resource.prepare(), label) for kind, resource, label in steps]
         for kind, resource, plan, label in plans[:-1]:
             self.record(name, kind, self.concluded(resource, plan, f'guest {name}: {label}'))
@@ -517,9 +521,12 @@ class Fleet:
     def partial_result(self) -> dict:
         """What the run did so far (the result of a run that stops)."""
         guests = [self.results.get(guest['name'], self.empty_result(guest['name'])) for guest, _d in self.guests]
-        return {'changed': self.changed, 'guests': guests, 'pool': self.steps['pool'],
-                'networks': self.steps['networks'], 'base_images': self.steps['base_images'],
-                'diff': self.diffs, 'warnings': self.warnings}
+        result = {'changed': self.changed, 'guests': guests, 'pool': self.steps['pool'],
+                  'networks': self.steps['networks'], 'base_images': self.steps['base_images'],
+                  'warnings': self.warnings}
+        if self.diff:
+            result['diff'] = self.diffs
+        return result
 
     def result(self) -> dict:
         result = self.partial_result()
@@ -530,6 +537,6 @@ class Fleet:
         return result
 
 
-def converge_fleet(conn, params: dict, check_mode: bool, no_log_values: set) -> dict:
-    """kvm_guests' whole run over one connection."""
-    return Fleet(conn, params, check_mode, no_log_values).converge()
+def converge_fleet(conn, params: dict, check_mode: bool, no_log_values: set, diff: bool = False) -> dict:
+    """kvm_guests' whole run over one connection (with a diff per changed object when asked)."""
+    return Fleet(conn, params, check_mode, no_log_values, diff).converge()

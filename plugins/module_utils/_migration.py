@@ -139,11 +139,12 @@ def timed_out_message(name: str, dest_uri: str, timeout: int) -> str:
 class Migration:
     """One kvm_migration run over the source connection ``conn`` and the destination ``dest``."""
 
-    def __init__(self, conn, dest, params: dict, check_mode: bool = False):
+    def __init__(self, conn, dest, params: dict, check_mode: bool = False, diff: bool = False):
         self.conn = conn
         self.dest = dest
         self.params = params
         self.check_mode = check_mode
+        self.diff = diff
         self.name = params['name']
         self.source_uri = resolve_uri(params.get('uri'))
         self.dest_uri = params['dest_uri']
@@ -364,9 +365,10 @@ class Migration:
         # the facts planning gathered go into the result's own keys, not beside them
         fact_keys = ('guest_memory', 'destination_memory', 'mode', 'flags', 'destination_volumes')
         facts = {key: plan.extra.pop(key, None) for key in fact_keys}
-        result = plan_result(plan, where_text(self.source_uri, source, self.dest_uri, target),
-                             where_text(self.source_uri, source_after, self.dest_uri, target_after),
-                             f"where guest '{self.name}' is")
+        result = plan_result(plan, f"where guest '{self.name}' is",
+                             (where_text(self.source_uri, source, self.dest_uri, target),
+                              where_text(self.source_uri, source_after, self.dest_uri, target_after))
+                             if self.diff else None)
         result.update({
             'domain': {'name': self.name, 'uuid': target_after.uuid or source.uuid, 'state': target_after.state,
                        'persistent': target_after.persistent, 'uri': self.dest_uri, 'memory': facts['guest_memory']},
@@ -418,8 +420,8 @@ def where_text(source_uri: str, source: Presence, dest_uri: str, target: Presenc
     return f'source {source_uri}: {source.describe()}\ndestination {dest_uri}: {target.describe()}\n'
 
 
-def converge(conn, params: dict, check_mode: bool) -> dict:
-    """kvm_migration's work over the source connection ``conn``."""
+def converge(conn, params: dict, check_mode: bool, diff: bool = False) -> dict:
+    """kvm_migration's work over the source connection ``conn`` (with a diff when asked)."""
     check_options(params)
     with destination(params['dest_uri']) as dest:
-        return Migration(conn, dest, params, check_mode).converge()
+        return Migration(conn, dest, params, check_mode, diff).converge()

@@ -143,8 +143,8 @@ class Network(Resource):
     lookup_call = 'networkLookupByName'
     missing = 'network'
 
-    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
-        super().__init__(conn, params, check_mode, shared)
+    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None, diff: bool = False):
+        super().__init__(conn, params, check_mode, shared, diff)
         owned = set(OWNED_LISTS)
         if params.get('xml') or params.get('forward'):
             owned.add('forward')  # no <forward> wanted means isolated: remove it

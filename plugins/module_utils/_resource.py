@@ -8,7 +8,9 @@ check mode -> result.
 Check mode and real runs share every step but the side effects: ``changed``, ``actions``,
 ``restart_required`` and ``diff`` all come from the plan, so check mode reports exactly what a
 real run would do. The diff's "after" is the *predicted* definition (libvirt's current
-definition with the desired one merged over it) in both modes.
+definition with the desired one merged over it) in both modes. The diff is a rendering of the
+plan, made only when the run asked for it (``--diff``, ``module._diff``): without it the result
+has no ``diff``, and ``changed``, ``actions`` and everything else are the same.
 
 Adapters (``_pool.py``, ``_network.py``, ``_domain.py``, ``_volume.py``) declare their lookup
 and XML rules as data and fill the hooks below; they keep nothing between planning and
@@ -159,17 +161,17 @@ def read_back(plan: Plan, read, what: str, ran: bool = True):
         raise failure from None
 
 
-def plan_result(plan: Plan, before_text: str, after_text: str, subject: str) -> dict:
+def plan_result(plan: Plan, subject: str, sides: tuple | None = None) -> dict:
     """What every module returns about a plan, built in one place: ``changed`` and ``actions``
-    (what was, or in check mode would be, done, in order), the diff of ``subject`` (before and
-    after texts), the plan's extra facts and warnings. The failure path is :func:`apply_plan`'s
-    and :func:`read_back`'s (``changed``, ``actions``, ``actions_done``, ``failed_action``)."""
-    result = {
-        'changed': bool(plan.names()),
-        'actions': plan.names(),
-        'diff': {'before': before_text, 'after': after_text,
-                 'before_header': f'{subject} (before)', 'after_header': f'{subject} (after)'},
-    }
+    (what was, or in check mode would be, done, in order), the plan's extra facts and warnings,
+    and, when the run asked for a diff, the diff of ``subject`` from ``sides`` (the before and
+    after texts; None without ``--diff``: the caller renders them only when asked). The failure
+    path is :func:`apply_plan`'s and :func:`read_back`'s (``changed``, ``actions``,
+    ``actions_done``, ``failed_action``)."""
+    result = {'changed': bool(plan.names()), 'actions': plan.names()}
+    if sides is not None:
+        result['diff'] = {'before': sides[0], 'after': sides[1],
+                          'before_header': f'{subject} (before)', 'after_header': f'{subject} (after)'}
     result.update(plan.extra)
     if plan.warnings:
         result['warnings'] = list(plan.warnings)
@@ -201,10 +203,11 @@ class Resource:
     volatile = ()  # tag paths that change on their own (sizes, runtime ids): never compared
     authoritative = frozenset()  # tag paths of lists the user owns (see _xml.reconcile)
 
-    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
+    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None, diff: bool = False):
         self.conn = conn
         self.params = params
         self.check_mode = check_mode
+        self.diff = diff  # the run asked for a diff (--diff): only then is one rendered
         # what several resources converged in one module run know of each other (kvm_guests)
         self.shared = shared if shared is not None else {}
         self.name = self.resolve_name(params)
@@ -404,7 +407,7 @@ class Resource:
         if brief and not plan.actions:
             info = self.brief_info(before, plan) if before.exists else {'name': self.name, 'state': 'absent'}
             result = {'changed': False, 'actions': [], 'restart_required': plan.restart_required,
-                      self.result_key: info, 'diff': {}}
+                      self.result_key: info}
             result.update(plan.extra)
             if plan.warnings:
                 result['warnings'] = plan.warnings
@@ -416,15 +419,19 @@ class Resource:
             final = read_back(plan, self.observe, f'reading {self.label()} after the changes')
         else:
             final = before
-        before_text = diff_text(before, self.display)
-        unchanged = plan.after.xml is before.xml and plan.after.exists == before.exists and (
-            plan.after.state() == before.state())
-        result = plan_result(plan, before_text, before_text if unchanged else diff_text(plan.after, self.display),
-                             self.label())
+        result = plan_result(plan, self.label(), self.diff_sides(plan) if self.diff else None)
         result['restart_required'] = plan.restart_required
         result[self.result_key] = read_back(plan, lambda: self.result_info(plan, final),
                                             f'reading {self.label()} after the changes', ran=not self.check_mode)
         return result
+
+    def diff_sides(self, plan: Plan) -> tuple:
+        """The before and after texts of ``--diff``."""
+        before = plan.before
+        before_text = diff_text(before, self.display)
+        unchanged = plan.after.xml is before.xml and plan.after.exists == before.exists and (
+            plan.after.state() == before.state())
+        return before_text, before_text if unchanged else diff_text(plan.after, self.display)
 
     def result_info(self, plan: Plan, final: Observed | None) -> dict:
         """The resource as it is after a real run, or as predicted in check mode."""

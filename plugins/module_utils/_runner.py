@@ -63,7 +63,8 @@ def run_info(module, what: str, key: str, read) -> None:
 
 
 def run_resource(module, resource_class) -> None:
-    """A resource module: ``resource_class(conn, params, check_mode).converge()``."""
+    """A resource module: ``resource_class(conn, params, check_mode, diff=...).converge()``; the
+    diff only when the run asked for one (``--diff``)."""
     label = f"{resource_class.kind} {module.params.get('name') or ''}".rstrip()
-    run(module, lambda conn: resource_class(conn, module.params, module.check_mode).converge(),
+    run(module, lambda conn: resource_class(conn, module.params, module.check_mode, diff=module._diff).converge(),
         f'managing {label}')

@@ -172,15 +172,17 @@ def diff_side(facts: dict | None, extra: dict | None = None) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def converge(conn, params: dict, check_mode: bool) -> dict:
-    """kvm_snapshot: read the guest, check, plan, apply unless in check mode, return the result."""
+def converge(conn, params: dict, check_mode: bool, diff: bool = False) -> dict:
+    """kvm_snapshot: read the guest, check, plan, apply unless in check mode, return the result
+    (with a diff when the run asked for one)."""
     check_options(params)
     guest = Guest(conn, params['domain'])
     planner = {'present': plan_present, 'absent': plan_absent, 'current': plan_current}[params['state']]
     plan = Plan()
     before, after, predicted = planner(guest, params, plan)
     apply_plan(plan, check_mode)
-    result = plan_result(plan, diff_side(*before), diff_side(*after), f"snapshot '{params['name']}' of {guest.label()}")
+    result = plan_result(plan, f"snapshot '{params['name']}' of {guest.label()}",
+                         (diff_side(*before), diff_side(*after)) if diff else None)
     if check_mode or not plan.names():
         result['snapshot'] = predicted
         result['domain_state'] = after[1]['domain_state'] if after[1] else guest.power

@@ -70,8 +70,8 @@ class Volume(Resource):
 
     lifecycle = False
 
-    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None):
-        super().__init__(conn, params, check_mode, shared)
+    def __init__(self, conn, params: dict, check_mode: bool = False, shared: dict | None = None, diff: bool = False):
+        super().__init__(conn, params, check_mode, shared, diff)
         self.pool_name = params['pool']
 
     def label(self) -> str:

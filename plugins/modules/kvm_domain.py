@@ -446,8 +446,8 @@ forced_off:
   returned: when it happened
   type: bool
 diff:
-  description: The power state dict and inactive XML before and after (also shown with C(--diff)).
-  returned: always
+  description: The power state dict and inactive XML before and after.
+  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
   type: dict
 libvirt_error:
   description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.

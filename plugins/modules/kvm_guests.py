@@ -332,8 +332,8 @@ base_images:
   type: list
   elements: dict
 diff:
-  description: One before/after per object that changed (also shown with C(--diff)).
-  returned: always
+  description: One before/after per object that changed.
+  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
   type: list
   elements: dict
 problems:
@@ -355,7 +355,7 @@ def main():
         argument_spec=dict(**connection_argument_spec(), **fleet_options()),
         supports_check_mode=True,
     )
-    run(module, lambda conn: converge_fleet(conn, module.params, module.check_mode, module.no_log_values),
+    run(module, lambda conn: converge_fleet(conn, module.params, module.check_mode, module.no_log_values, module._diff),
         'converging the guests')
 
 

@@ -342,8 +342,8 @@ source_state:
   returned: failure
   type: str
 diff:
-  description: Where the guest is, on each host, before and after (also shown with C(--diff)).
-  returned: always
+  description: Where the guest is, on each host, before and after.
+  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
   type: dict
 libvirt_error:
   description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.
@@ -364,7 +364,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    run(module, lambda conn: converge(conn, params, module.check_mode),
+    run(module, lambda conn: converge(conn, params, module.check_mode, module._diff),
         f"migrating guest '{params['name']}' to {params['dest_uri']}")
 
 

@@ -436,8 +436,8 @@ disconnected:
   type: list
   elements: dict
 diff:
-  description: The state dict and inactive XML before and after (also shown with C(--diff)).
-  returned: always
+  description: The state dict and inactive XML before and after.
+  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
   type: dict
 libvirt_error:
   description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.

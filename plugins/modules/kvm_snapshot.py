@@ -280,9 +280,9 @@ deleted:
   sample: [after-upgrade, before-upgrade]
 diff:
   description:
-    - The snapshot's facts before and after (also shown with C(--diff)); with O(state=current)
+    - The snapshot's facts before and after; with O(state=current)
       also the guest's power state and current snapshot.
-  returned: always
+  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
   type: dict
 libvirt_error:
   description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.
@@ -304,7 +304,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    run(module, lambda conn: converge(conn, params, module.check_mode),
+    run(module, lambda conn: converge(conn, params, module.check_mode, module._diff),
         f"managing snapshot '{params['name']}' of domain '{params['domain']}'")
 
 

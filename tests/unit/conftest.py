@@ -91,7 +91,7 @@ def run_module(capsys):
     from ansible.module_utils.common import warnings as module_warnings
     from ansible.module_utils.testing import patch_module_args
 
-    def run(main, args, check_mode=False):
+    def run(main, args, check_mode=False, diff=False):
         # ansible-core keeps warnings in module-level registries (one module run per process in
         # real life): empty them so that each run's result holds its own warnings only
         for registry in ('_global_warnings', '_global_deprecations'):
@@ -99,6 +99,8 @@ def run_module(capsys):
         args = dict(args)
         if check_mode:
             args['_ansible_check_mode'] = True
+        if diff:  # as with --diff: only then do results carry a diff
+            args['_ansible_diff'] = True
         # A module runs on the target side: once any test has imported Ansible's controller (a
         # filter, the inventory plugin), module_utils would send warnings to the Display instead
         # of the result.

@@ -15,6 +15,14 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils import _migration, 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.modules import kvm_migration
 
+
+@pytest.fixture
+def run_module(run_module):
+    """Most tests here read the diff: every module run in this file is as with ``--diff``
+    (test_diff_mode.py checks the same runs without it)."""
+    return lambda main, args, check_mode=False, diff=True: run_module(main, args, check_mode, diff)
+
+
 SOURCE = 'test:///default'
 UUID_A = '11111111-2222-3333-4444-555555555555'
 UUID_B = '99999999-2222-3333-4444-555555555555'
@@ -384,6 +392,22 @@ def test_offline_migration_of_a_shut_off_guest(conn, run_module, tmp_path):
     assert result['flags'] == ['offline', 'persist-dest', 'undefine-source']
     assert result['diff']['after'] == f'source {SOURCE}: absent\ndestination {dest}: shutoff (persistent)\n'
     assert result['domain']['state'] == 'shutoff'
+
+
+def test_the_diff_only_under_diff_and_nothing_else_differs(conn, run_module, tmp_path):
+    """As test_diff_mode.py for the other modules: the test driver cannot migrate, so a planned
+    migration is compared in check mode and an arrived guest in real runs."""
+    source_guest(conn, running=False)
+    dest = destination(tmp_path, pools=[('pool-b', '/default-pool', ['mig-a.qcow2'])])
+    plain = run_module(kvm_migration.main, args(dest), check_mode=True, diff=False)
+    with_diff = run_module(kvm_migration.main, args(dest), check_mode=True)
+    assert plain['changed'] and plain['actions'] == ['migrate-offline'] and 'diff' not in plain
+    assert with_diff['diff'] and {key: value for key, value in with_diff.items() if key != 'diff'} == plain
+    there = destination(tmp_path, domains=[domain_xml('mig-b')])
+    plain = run_module(kvm_migration.main, args(there, name='mig-b'), diff=False)
+    with_diff = run_module(kvm_migration.main, args(there, name='mig-b'))
+    assert not plain['changed'] and 'diff' not in plain
+    assert with_diff['diff'] and {key: value for key, value in with_diff.items() if key != 'diff'} == plain
 
 
 def test_offline_migration_cannot_copy_storage(conn, run_module, tmp_path):

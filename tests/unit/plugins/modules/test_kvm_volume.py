@@ -5,6 +5,14 @@ import pytest
 
 from ansible_collections.hypervisor.kvm.plugins.modules import kvm_pool_info, kvm_volume
 
+
+@pytest.fixture
+def run_module(run_module):
+    """Most tests here read the diff: every module run in this file is as with ``--diff``
+    (test_diff_mode.py checks the same runs without it)."""
+    return lambda main, args, check_mode=False, diff=True: run_module(main, args, check_mode, diff)
+
+
 URI = 'test:///default'
 POOL = 'default-pool'
 
