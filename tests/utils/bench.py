@@ -9,10 +9,13 @@
    empty, a no-op re-run and a --check re-run, alternated between the two for ROUNDS rounds;
    medians. Beside them, the ping floors: ansible.builtin.ping in the same task shapes.
 2. Per module: a no-op of kvm_pool, kvm_network, kvm_domain and kvm_domain_info on the anchor's
-   objects, each a 20-item loop, beside a 20-item loop of ansible.builtin.ping, all in one
-   playbook repeated ROUNDS times, with and without --diff. A callback times each task inside the
-   run, so ansible-playbook's own start-up is not in the figures; the cost above ping per module
-   run is (median task time - median ping task time) / 20.
+   objects (only the one guest they find left running), each a 20-item loop, beside a 20-item
+   loop of ansible.builtin.ping, in one playbook run ROUNDS times without and ROUNDS times with
+   --diff, alternated. A callback times each task inside the run, so ansible-playbook's own
+   start-up is not in the figures; the cost above ping per module run is (median task time -
+   median ping task time) / 20.
+Every measured run waits until the machine is quiet (quiet(): guests just started spend seconds
+in their firmware under TCG).
 3. The kvm_guest role with 20 guests (an empty 64 MiB disk each, one NAT network, TCG, no
    waiting): converge and no-op, beside the QEMU start floor: the same 20 guests started with raw
    libvirt-python (only the starts timed; median of ROUNDS).
@@ -201,6 +204,24 @@ class CallbackModule(CallbackBase):
 """
 
 
+def quiet(limit: float = 0.15, longest: float = 60.0) -> None:
+    """Wait (at most ``longest`` s) until the machine is quiet: less than ``limit`` of its CPU
+    busy over one second. Guests just started spend seconds in their firmware under TCG, and a
+    run measured meanwhile would pay for them."""
+    def busy_idle():
+        with open('/proc/stat', encoding='ascii') as stat:
+            values = [int(value) for value in stat.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # all, idle + iowait
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        total, idle = busy_idle()
+        time.sleep(1)
+        total2, idle2 = busy_idle()
+        if total2 > total and 1 - (idle2 - idle) / (total2 - total) < limit:
+            return
+    log(f'the machine did not get quiet within {longest:.0f} s; measuring anyway')
+
+
 def write(workdir: str, name: str, text: str) -> str:
     path = os.path.join(workdir, name)
     with open(path, 'w', encoding='utf-8') as out:
@@ -286,8 +307,11 @@ def anchor(workdir: str, peer: bool) -> dict:
             clean()
             log(f'round {round_number + 1}/{ROUNDS}: {side}')
             times[side]['converge'].append(playbook(work))
+            quiet()
             times[side]['noop'].append(playbook(work))
+            quiet()
             times[side]['check'].append(playbook(work, ['--check']))
+            quiet()
             times[side]['ping'].append(playbook(ping))
     clean()
     return {side: {key: statistics.median(values) for key, values in runs.items()} for side, runs in times.items()}
@@ -304,25 +328,32 @@ def modules(workdir: str) -> dict:
     plugins = os.path.join(workdir, 'callback_plugins')
     os.makedirs(plugins, exist_ok=True)
     write(plugins, 'bench_times.py', TIMES_CALLBACK)
-    tasks = ''.join(f"""    - name: {module} {round_number}
+    tasks = ''.join(f"""    - name: {module}
       {module if '.' in module else 'hypervisor.kvm.' + module}: {args}
       loop: "{{{{ range({LOOP}) | list }}}}"
-""" for round_number in range(ROUNDS) for module, args in MODULE_TASKS.items())
+""" for module, args in MODULE_TASKS.items())
     path = write(workdir, 'modules.yml', f'- hosts: localhost\n  gather_facts: false\n  tasks:\n{tasks}')
     clean()
     playbook(write(workdir, 'ours.yml', OURS))  # the objects the no-ops find
     for domain in work_domains(workdir)[1:]:  # a quiet machine: only the guest the no-ops find runs
         virsh('destroy', domain['name'])
     times_file = os.path.join(workdir, 'times.json')
+    modes = {'plain': [], 'diff': ['--diff']}
+    times = {mode: {module: [] for module in MODULE_TASKS} for mode in modes}
+    for round_number in range(ROUNDS):
+        for mode in (list(modes) if round_number % 2 == 0 else list(reversed(modes))):
+            log(f'per module, round {round_number + 1}/{ROUNDS}: {LOOP}-item loops, '
+                f'{"with" if modes[mode] else "without"} --diff')
+            quiet()
+            timing = {'ANSIBLE_CALLBACK_PLUGINS': plugins, 'ANSIBLE_CALLBACKS_ENABLED': 'bench_times',
+                      'BENCH_TIMES': times_file}
+            playbook(path, modes[mode], env_extra=timing)
+            with open(times_file, encoding='utf-8') as source:
+                for name, seconds in json.load(source):
+                    times[mode][name].append(seconds)
     costs = {}
-    for mode, extra in (('plain', []), ('diff', ['--diff'])):
-        log(f'per module, {ROUNDS} rounds of {LOOP}-item loops, {"with" if extra else "without"} --diff')
-        playbook(path, extra, env_extra={'ANSIBLE_CALLBACK_PLUGINS': plugins,
-                                         'ANSIBLE_CALLBACKS_ENABLED': 'bench_times', 'BENCH_TIMES': times_file})
-        with open(times_file, encoding='utf-8') as source:
-            times = json.load(source)
-        medians = {module: statistics.median(seconds for name, seconds in times if name.rsplit(' ', 1)[0] == module)
-                   for module in MODULE_TASKS}
+    for mode, runs in times.items():
+        medians = {module: statistics.median(seconds) for module, seconds in runs.items()}
         ping = medians.pop('ansible.builtin.ping')
         costs[mode] = {module: 1000 * (seconds - ping) / LOOP for module, seconds in medians.items()}
         costs[mode]['ping_ms'] = 1000 * ping / LOOP
