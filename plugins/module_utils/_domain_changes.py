@@ -78,6 +78,7 @@ def removable_storage(domain, before: Observed, plan: Plan, bases: dict) -> list
     kept_paths = {entry['path'] for entry in kept}
     return [source for source in mine if source['resolved'] not in kept_paths]
 
+
 def volume_path(domain, name: str) -> str | None:
     """The path of volume ``pool/volume``."""
     pool, _slash, volume = name.partition('/')
@@ -85,6 +86,7 @@ def volume_path(domain, name: str) -> str | None:
         return domain.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
     except libvirt.libvirtError:
         return None
+
 
 def storage_path(domain, source: dict) -> str:
     """One spelling for a disk's storage: the path, also for a pool/volume disk."""
@@ -95,6 +97,7 @@ def storage_path(domain, source: dict) -> str:
         except libvirt.libvirtError:
             return f"{source['pool']}/{source['volume']}"
     return source['path']
+
 
 def delete_storage(domain, sources: list, plan: Plan) -> list:
     removed = []
@@ -211,6 +214,7 @@ def shutdown(domain, handle, plan: Plan) -> None:
     raise KvmError(f'{domain.label()} did not shut down within {timeout} s (ACPI shutdown sent). Set '
                    'force_off_after_timeout: true to force it off, a longer shutdown_timeout, or '
                    'state: destroyed for a hard power off.')
+
 
 def restart_domain(domain, handle, plan: Plan, paused: bool) -> None:
     shutdown(domain, handle, plan)

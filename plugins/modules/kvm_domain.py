@@ -447,7 +447,7 @@ forced_off:
   type: bool
 diff:
   description: The power state dict and inactive XML before and after.
-  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
+  returned: when the run asks for a diff (C(--diff), or the task keyword C(diff) set to true)
   type: dict
 libvirt_error:
   description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.

@@ -333,7 +333,7 @@ base_images:
   elements: dict
 diff:
   description: One before/after per object that changed.
-  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
+  returned: when the run asks for a diff (C(--diff), or the task keyword C(diff) set to true)
   type: list
   elements: dict
 problems:

@@ -273,7 +273,7 @@ deleted_volumes:
   elements: str
 diff:
   description: The state dict and inactive XML before and after.
-  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
+  returned: when the run asks for a diff (C(--diff), or the task keyword C(diff) set to true)
   type: dict
 libvirt_error:
   description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.

@@ -282,7 +282,7 @@ diff:
   description:
     - The snapshot's facts before and after; with O(state=current)
       also the guest's power state and current snapshot.
-  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
+  returned: when the run asks for a diff (C(--diff), or the task keyword C(diff) set to true)
   type: dict
 libvirt_error:
   description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.

@@ -319,7 +319,7 @@ seed_changed:
   type: bool
 diff:
   description: The volume definition before and after (a cloud-init seed adds a content digest).
-  returned: when the run asks for a diff (C(--diff), or C(diff: true) on the task)
+  returned: when the run asks for a diff (C(--diff), or the task keyword C(diff) set to true)
   type: dict
 libvirt_error:
   description: libvirt's error (code, code_name, domain, message) when a libvirt call failed.
