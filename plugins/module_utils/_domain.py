@@ -263,26 +263,21 @@ class Domain(Resource):
         plan.after.facts = {}
         if not before.exists:
             return
-        from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_changes import (  # pylint: disable=import-outside-toplevel
-            delete_storage,
-            removable_storage,
-            undefine,
-        )
         handle = before.handle
         if before.active:
             plan.add('destroy', f'stopping {self.label()} (hard power off)', handle.destroy)
         if self.params.get('remove_storage'):
             plan.extra['kept_storage'] = []
-            removable = removable_storage(self, before, plan, external_overlays(before))
+            removable = changes().removable_storage(self, before, plan, external_overlays(before))
         else:
             removable = []
         if before.persistent:
             plan.add('undefine', f'undefining {self.label()} with its managed save, snapshot metadata and NVRAM',
-                     lambda: undefine(handle))
+                     lambda: changes().undefine(handle))
         if removable:
             removed = plan.extra['removed_storage'] = []
             plan.add('remove-storage', f"deleting the storage of {self.label()}",
-                     lambda: removed.extend(delete_storage(self, removable, plan)))
+                     lambda: removed.extend(changes().delete_storage(self, removable, plan)))
             if self.check_mode:
                 removed.extend(source['resolved'] for source in removable)
                 # what later steps of the same run must see as gone (kvm_guests)
@@ -305,10 +300,7 @@ class Domain(Resource):
         only), so this never covers the whole difference."""
         running = power_state(before.handle.state()[0]) in ('running', 'paused')
         if running and self.params.get('live') and self.params['state'] not in ('shutdown', 'destroyed'):
-            from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_changes import (  # pylint: disable=import-outside-toplevel
-                plan_live_changes,
-            )
-            plan.context['live_done'] = plan_live_changes(self, before, plan)
+            plan.context['live_done'] = changes().plan_live_changes(self, before, plan)
         return False
 
     def plan_state(self, before: Observed, plan: Plan) -> None:

@@ -85,13 +85,16 @@ def _reset(connection):
 
 
 @pytest.fixture
-def run_module(capsys):
-    """Run a module's main() with arguments; return its result (``failed`` is always set)."""
+def run_module(capsys, request):
+    """Run a module's main() with arguments; return its result (``failed`` is always set). A
+    run is as with ``--diff`` when ``diff=True``, or by default in a test file that sets
+    ``RUN_WITH_DIFF = True`` (its tests read the diff)."""
+    default_diff = getattr(request.module, 'RUN_WITH_DIFF', False)
     from ansible.module_utils import _internal
     from ansible.module_utils.common import warnings as module_warnings
     from ansible.module_utils.testing import patch_module_args
 
-    def run(main, args, check_mode=False, diff=False):
+    def run(main, args, check_mode=False, diff=None):
         # ansible-core keeps warnings in module-level registries (one module run per process in
         # real life): empty them so that each run's result holds its own warnings only
         for registry in ('_global_warnings', '_global_deprecations'):
@@ -99,7 +102,7 @@ def run_module(capsys):
         args = dict(args)
         if check_mode:
             args['_ansible_check_mode'] = True
-        if diff:  # as with --diff: only then do results carry a diff
+        if default_diff if diff is None else diff:  # as with --diff: only then do results carry a diff
             args['_ansible_diff'] = True
         # A module runs on the target side: once any test has imported Ansible's controller (a
         # filter, the inventory plugin), module_utils would send warnings to the Display instead

@@ -317,12 +317,7 @@ def anchor(workdir: str, peer: bool) -> dict:
     return {side: {key: statistics.median(values) for key, values in runs.items()} for side, runs in times.items()}
 
 
-def work_domains(workdir: str) -> list:
-    with open(os.path.join(workdir, 'work.json'), encoding='utf-8') as source:
-        return json.load(source)['domains']
-
-
-def modules(workdir: str) -> dict:
+def modules(workdir: str, work: dict) -> dict:
     """The cost above ping of one no-op run of each module in MODULE_TASKS, in ms, without and
     with --diff: medians of ROUNDS tasks of LOOP items each, timed inside one playbook run."""
     plugins = os.path.join(workdir, 'callback_plugins')
@@ -335,7 +330,7 @@ def modules(workdir: str) -> dict:
     path = write(workdir, 'modules.yml', f'- hosts: localhost\n  gather_facts: false\n  tasks:\n{tasks}')
     clean()
     playbook(write(workdir, 'ours.yml', OURS))  # the objects the no-ops find
-    for domain in work_domains(workdir)[1:]:  # a quiet machine: only the guest the no-ops find runs
+    for domain in work['domains'][1:]:  # a quiet machine: only the guest the no-ops find runs
         virsh('destroy', domain['name'])
     times_file = os.path.join(workdir, 'times.json')
     modes = {'plain': [], 'diff': ['--diff']}
@@ -490,7 +485,7 @@ def main() -> None:
         peer = 'peer' not in SKIP and peer_collection()
         report = {'date': time.strftime('%Y-%m-%d'), 'rounds': ROUNDS, 'anchor': anchor(workdir, peer)}
         if 'modules' not in SKIP:
-            report['modules'] = modules(workdir)
+            report['modules'] = modules(workdir, work)
         if 'role' not in SKIP:
             report['role'] = role(workdir)
         if 'fleet' not in SKIP:

@@ -10,13 +10,7 @@ import pytest
 
 from ansible_collections.hypervisor.kvm.plugins.modules import kvm_guests
 
-
-@pytest.fixture
-def run_module(run_module):
-    """Most tests here read the diff: every module run in this file is as with ``--diff``
-    (test_diff_mode.py checks the same runs without it)."""
-    return lambda main, args, check_mode=False, diff=True: run_module(main, args, check_mode, diff)
-
+RUN_WITH_DIFF = True  # these tests read the diff (test_diff_mode.py checks runs without it)
 
 URI = 'test:///default'
 KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host'

@@ -15,13 +15,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils import _migration, 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.modules import kvm_migration
 
-
-@pytest.fixture
-def run_module(run_module):
-    """Most tests here read the diff: every module run in this file is as with ``--diff``
-    (test_diff_mode.py checks the same runs without it)."""
-    return lambda main, args, check_mode=False, diff=True: run_module(main, args, check_mode, diff)
-
+RUN_WITH_DIFF = True  # these tests read the diff (test_diff_mode.py checks runs without it)
 
 SOURCE = 'test:///default'
 UUID_A = '11111111-2222-3333-4444-555555555555'

@@ -5,13 +5,7 @@ import pytest
 
 from ansible_collections.hypervisor.kvm.plugins.modules import kvm_pool_info, kvm_volume
 
-
-@pytest.fixture
-def run_module(run_module):
-    """Most tests here read the diff: every module run in this file is as with ``--diff``
-    (test_diff_mode.py checks the same runs without it)."""
-    return lambda main, args, check_mode=False, diff=True: run_module(main, args, check_mode, diff)
-
+RUN_WITH_DIFF = True  # these tests read the diff (test_diff_mode.py checks runs without it)
 
 URI = 'test:///default'
 POOL = 'default-pool'
