@@ -184,10 +184,22 @@ def case_fleet(config: dict, uri: str, restart=None) -> dict:
     seconds = time.monotonic() - start
     assert not clean.get('failed') and clean.get('changed'), clean.get('msg')
     final = fleet_state(uri, config, pool_dir)
+
+    def restarted(at):
+        # a run can end sooner than the clean one did (the machine was busier then): when it ended
+        # before the moment came, nothing was interrupted; start again with the moment earlier
+        for _attempt in range(4):
+            outcome = run('kvm_guests', args, during=(at, restart))
+            if outcome.get('interrupted_while_running'):
+                break
+            fleet_reset(uri, config)
+            at /= 2
+        return outcome
+
     return moments(config, seconds, final,
                    reset=lambda: fleet_reset(uri, config),
                    interrupted=lambda at: run('kvm_guests', args, kill_after=at) if restart is None
-                   else run('kvm_guests', args, during=(at, restart)),
+                   else restarted(at),
                    again=lambda: run('kvm_guests', args),
                    state=lambda: fleet_state(uri, config, pool_dir),
                    count=config.get('restart_moments', MOMENTS) if restart else MOMENTS)
