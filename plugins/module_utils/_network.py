@@ -26,21 +26,6 @@ OWNED_LISTS = frozenset({
 })
 
 
-# ---- validation ------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 class Network(Resource):
     kind = 'network'
     result_key = 'network'
@@ -89,8 +74,6 @@ class Network(Resource):
             return True
         return before.active and state != 'inactive' and bool(self.params.get('restart'))
 
-
-
     def validate_definition(self, merged, before: Observed, plan: Plan) -> None:
         changes().validate_definition(self, merged, before, plan)
 
@@ -106,13 +89,9 @@ class Network(Resource):
                                'first, or force: true', guests=guests)
         super().plan_absent(before, plan)
 
-
-
     # ---- live updates ---------------------------------------------------------------------
 
-
     # ---- restarts that keep guests connected ----------------------------------------------
-
 
     def plan_live_updates(self, before: Observed, plan: Plan) -> bool:
         return changes().plan_live_updates(self, before, plan)
@@ -135,8 +114,6 @@ class Network(Resource):
             plan.context['interfaces'] = changes().attached_interfaces(self, bridge_name(before.handle))
             plan.extra['reconnected'] = list(plan.context['interfaces']) if self.check_mode else []
             plan.extra['disconnected'] = []
-
-
 
     def restart(self, handle, plan: Plan) -> None:
         changes().restart(self, handle, plan)
@@ -162,9 +139,6 @@ class Network(Resource):
 
     def definition_facts(self, definition) -> dict:
         return definition_facts(definition)
-
-
-
 
 
 def changes():
