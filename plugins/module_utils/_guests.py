@@ -42,7 +42,8 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmE
 from ansible_collections.hypervisor.kvm.plugins.module_utils._images import image_facts, is_url, parse_checksum
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, libvirt, wait_until
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import Network, network_options
-from ansible_collections.hypervisor.kvm.plugins.module_utils._options import completed, input_problems, typed_union
+from ansible_collections.hypervisor.kvm.plugins.module_utils._option_checks import completed, input_problems
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import typed_union
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool import StoragePool, pool_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import check_public_key, secret_values, seed_files
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import disk_size, format_size

@@ -116,72 +116,9 @@ def apply_unions(module, options: dict) -> None:
         module.fail_json(msg=err.msg)
 
 
-# ---- the shape of the input, in the words of the options the user wrote --------------------------
-def _dict_example(spec: dict, value) -> str:
-    """``{first key: value}``: how a string given where a dict is expected is probably meant."""
-    first = next(iter(spec), 'name')
-    return f'{{{first}: {value}}}'
-
-
-def _shape_problems(spec: dict, params: dict, path: str) -> list:
-    problems = []
-    known = set(spec)
-    for option in spec.values():
-        known.update(option.get('aliases') or [])
-    for key, value in params.items():
-        if key.startswith('_ansible') or (not path and key in ('_raw_params',)):
-            continue
-        where = f'{path}{key}'
-        if key not in known:
-            kind = 'option' if not path else 'key'
-            problems.append(f"{where}: unknown {kind} (the {kind}s {'here ' if path else ''}are "
-                            f"{', '.join(sorted(spec))})")
-            continue
-        option = spec.get(key) or next(o for o in spec.values() if key in (o.get('aliases') or []))
-        options = option.get('options')
-        if value is None or not options:
-            continue
-        keys = ', '.join(sorted(options))
-        if option.get('type') == 'dict':
-            if isinstance(value, dict):
-                problems.extend(_shape_problems(options, value, f'{where}.'))
-            elif isinstance(value, str):
-                problems.append(f'{where}: a dict with the keys {keys} (for example {key}: '
-                                f'{_dict_example(options, value)}), not the string {value!r}')
-        elif option.get('type') == 'list' and option.get('elements') == 'dict' and isinstance(value, list):
-            for index, item in enumerate(value):
-                if isinstance(item, dict):
-                    problems.extend(_shape_problems(options, item, f'{where}[{index}].'))
-                elif isinstance(item, str):
-                    problems.append(f'{where}[{index}]: a dict with the keys {keys} (for example '
-                                    f'{_dict_example(options, item)}), not the string {item!r}')
-    return problems
-
-
-def completed(spec: dict, given: dict, where: str) -> dict:
-    """``given`` (None for what is left to the spec) completed with the defaults of ``spec``, a
-    module's own argument spec: how kvm_guests hands its steps to the adapters without copying a
-    default by hand. ``given`` was made from options already checked, so a refusal is a bug."""
-    checked = ArgumentSpecValidator(spec).validate({key: value for key, value in given.items() if value is not None})
-    if checked.error_messages:
-        raise KvmError(f"{where}: the module's options refused what kvm_guests made of them: "
-                       + '; '.join(checked.error_messages))
-    return checked.validated_parameters
-
-
-def input_problems(spec: dict, params: dict, prefix: str = '') -> list:
-    """What is wrong with the shape of ``params`` against the argument spec ``spec``, each naming
-    the option path the user wrote (``ipv4.adress``, ``interfaces[0]``): unknown options and
-    keys, with the known ones, and a string given where a dict is expected, with the form it
-    takes. Ansible's own messages say less: "dictionary requested, could not parse JSON or
-    key=value" names no option, and a misspelled key of a dict with a required key is reported
-    only as the missing one."""
-    return _shape_problems(spec, params or {}, prefix)
-
-
 class KvmModule(AnsibleModule):
     """AnsibleModule whose argument validation failures name the options: the problems
-    :func:`input_problems` finds come first, then Ansible's other messages (types, choices,
+    ``_option_checks.input_problems`` finds come first, then Ansible's other messages (types, choices,
     required options...), all of them, one per line."""
 
     def __init__(self, *args, **kwargs):
@@ -192,6 +129,9 @@ class KvmModule(AnsibleModule):
     def fail_json(self, msg=None, **kwargs):
         result = getattr(self, 'validation_result', None)
         if getattr(self, '_kvm_validating', False) and result is not None and result.errors:
+            from ansible_collections.hypervisor.kvm.plugins.module_utils._option_checks import (  # pylint: disable=import-outside-toplevel
+                input_problems,  # only a refused input needs it
+            )
             problems = input_problems(self.argument_spec, self._kvm_raw_params())
             unknown = any(': unknown ' in problem for problem in problems)
             not_dict = any(', not the string ' in problem for problem in problems)
