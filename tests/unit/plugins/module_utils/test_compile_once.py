@@ -6,6 +6,7 @@ keeps the file name, spec and behaviour it has without it; from files, nothing c
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -31,17 +32,23 @@ print(json.dumps({'counts': counts, 'file': pkgx.two.__file__, 'origin': pkgx.tw
 '''
 
 
+def write_zip(archive, modules: dict) -> None:
+    """A zip of Python source: {dotted name: source}; a name with dotted children is a package."""
+    with zipfile.ZipFile(archive, 'w') as payload:
+        for name, source in modules.items():
+            parts = name.split('.')
+            if any(other.startswith(name + '.') for other in modules):
+                parts.append('__init__')
+            payload.writestr('/'.join(parts) + '.py', source)
+
+
 def probe(tmp_path, first: bool) -> dict:
     archive = tmp_path / 'payload.zip'
     with open(_compile_once.__file__, encoding='utf-8') as handle:
         source = handle.read()
-    with zipfile.ZipFile(archive, 'w') as payload:
-        payload.writestr('pkgx/__init__.py', '')
-        payload.writestr('pkgx/_compile_once.py', source)
-        payload.writestr('pkgx/one.py', 'VALUE = 21\n')
-        payload.writestr('pkgx/two.py', 'from pkgx.one import VALUE\nDOUBLE = 2 * VALUE\n')
-        payload.writestr('pkgx/three/__init__.py', 'from pkgx.three import sub\n')
-        payload.writestr('pkgx/three/sub.py', 'NAME = __name__\n')
+    write_zip(archive, {'pkgx': '', 'pkgx._compile_once': source, 'pkgx.one': 'VALUE = 21\n',
+                        'pkgx.two': 'from pkgx.one import VALUE\nDOUBLE = 2 * VALUE\n',
+                        'pkgx.three': 'from pkgx.three import sub\n', 'pkgx.three.sub': 'NAME = __name__\n'})
     out = subprocess.run([sys.executable, '-c', PROBE, str(archive), 'first' if first else 'plain'],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
@@ -57,7 +64,7 @@ def test_from_a_zip_each_module_is_compiled_once_and_means_the_same(tmp_path):
     assert once['counts']['one.py'] <= plain['counts']['one.py']
     for key in ('file', 'origin', 'double', 'package', 'sub'):
         assert once[key] == plain[key], key
-    assert once['file'].endswith('payload.zip/pkgx/two.py')
+    assert once['file'] == os.path.join(str(tmp_path), 'payload.zip', 'pkgx', 'two.py')
     assert once['double'] == 42 and once['sub'] == 'pkgx.three.sub'
 
 
@@ -66,8 +73,7 @@ def test_from_files_and_twice_it_does_nothing(tmp_path):
     assert _compile_once.compile_once(_compile_once.__loader__) is False
     assert _compile_once.compile_once(None) is False
     archive = tmp_path / 'p.zip'
-    with zipfile.ZipFile(archive, 'w') as payload:
-        payload.writestr('m.py', 'X = 1\n')
+    write_zip(archive, {'m': 'X = 1\n'})
     import zipimport  # pylint: disable=import-outside-toplevel
 
     loader = zipimport.zipimporter(str(archive))
@@ -75,7 +81,7 @@ def test_from_files_and_twice_it_does_nothing(tmp_path):
     assert _compile_once.compile_once(loader) is False
     name = loader.get_filename('m')
     kept = loader.get_code('m')
-    assert kept.co_filename == name and name.endswith('p.zip/m.py')
+    assert kept.co_filename == name == os.path.join(str(archive), 'm.py')
     # the code get_filename compiled is handed over once; a later get_code compiles afresh
     again = loader.get_code('m')
     assert again is not kept and again.co_filename == name
