@@ -457,7 +457,7 @@ libvirt_error:
 
 
 # first of all: the module_utils below are compiled once each (see _compile_once)
-from ansible_collections.hypervisor.kvm.plugins.module_utils import _compile_once  # noqa: F401  # isort: skip
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _compile_once  # noqa: F401  # isort: skip  # pylint: disable=unused-import
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain import Domain
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_options import domain_module_kwargs, domain_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec

@@ -345,7 +345,7 @@ problems:
 
 
 # first of all: the module_utils below are compiled once each (see _compile_once)
-from ansible_collections.hypervisor.kvm.plugins.module_utils import _compile_once  # noqa: F401  # isort: skip
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _compile_once  # noqa: F401  # isort: skip  # pylint: disable=unused-import
 from ansible_collections.hypervisor.kvm.plugins.module_utils._guests import converge_fleet, fleet_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import connection_argument_spec
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import KvmModule

@@ -126,7 +126,7 @@ libvirt:
 
 
 # first of all: the module_utils below are compiled once each (see _compile_once)
-from ansible_collections.hypervisor.kvm.plugins.module_utils import _compile_once  # noqa: F401  # isort: skip
+from ansible_collections.hypervisor.kvm.plugins.module_utils import _compile_once  # noqa: F401  # isort: skip  # pylint: disable=unused-import
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _libvirt
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_facts, libvirt_facts
