@@ -11,9 +11,10 @@
 2. Per module: a no-op of kvm_pool, kvm_network, kvm_domain and kvm_domain_info on the anchor's
    objects (only the one guest they find left running), each a 20-item loop, beside a 20-item
    loop of ansible.builtin.ping, in one playbook run ROUNDS times without and ROUNDS times with
-   --diff, alternated. A callback times each task inside the run, so ansible-playbook's own
-   start-up is not in the figures; the cost above ping per module run is (median task time -
-   median ping task time) / 20.
+   --diff, alternated (ping's loop both before and after the modules'). A callback times each
+   loop item inside the run, so ansible-playbook's own start-up is not in the figures; the cost
+   above ping per module run is the median item time minus ping's median item time, over the
+   ROUNDS x 20 items.
 Every measured run waits until the machine is quiet (quiet(): guests just started spend seconds
 in their firmware under TCG).
 3. The kvm_guest role with 20 guests (an empty 64 MiB disk each, one NAT network, TCG, no
@@ -174,7 +175,8 @@ MODULE_TASKS = {
     'kvm_domain': '{xml: "{{ work.domains[0].xml }}", state: running, autostart: true}',
     'kvm_domain_info': '{name: "{{ work.domains[0].name }}"}',
 }
-# Times each task from its start to the next one's (or the end of the play), into BENCH_TIMES
+# Times each loop item: from the task's start, or the item before, to the item's result; into
+# BENCH_TIMES as [task name, seconds] per item
 TIMES_CALLBACK = """
 import json, os, time
 from ansible.plugins.callback import CallbackBase
@@ -187,18 +189,17 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super().__init__()
-        self.times, self.current, self.started = [], None, None
-
-    def _close(self):
-        if self.current is not None:
-            self.times.append([self.current, time.monotonic() - self.started])
+        self.times, self.current, self.last = [], None, None
 
     def v2_playbook_on_task_start(self, task, is_conditional):
-        self._close()
-        self.current, self.started = task.get_name(), time.monotonic()
+        self.current, self.last = task.get_name(), time.monotonic()
+
+    def v2_runner_item_on_ok(self, result):
+        now = time.monotonic()
+        self.times.append([self.current, now - self.last])
+        self.last = now
 
     def v2_playbook_on_stats(self, stats):
-        self._close()
         with open(os.environ['BENCH_TIMES'], 'w', encoding='utf-8') as out:
             json.dump(self.times, out)
 """
@@ -319,14 +320,17 @@ def anchor(workdir: str, peer: bool) -> dict:
 
 def modules(workdir: str, work: dict) -> dict:
     """The cost above ping of one no-op run of each module in MODULE_TASKS, in ms, without and
-    with --diff: medians of ROUNDS tasks of LOOP items each, timed inside one playbook run."""
+    with --diff: medians over ROUNDS tasks of LOOP items each, each item timed inside one playbook
+    run."""
     plugins = os.path.join(workdir, 'callback_plugins')
     os.makedirs(plugins, exist_ok=True)
     write(plugins, 'bench_times.py', TIMES_CALLBACK)
+    # ping before and after the modules (its items pooled), so that neither end of the run is ping's alone
+    order = list(MODULE_TASKS.items()) + [('ansible.builtin.ping', MODULE_TASKS['ansible.builtin.ping'])]
     tasks = ''.join(f"""    - name: {module}
       {module if '.' in module else 'hypervisor.kvm.' + module}: {args}
       loop: "{{{{ range({LOOP}) | list }}}}"
-""" for module, args in MODULE_TASKS.items())
+""" for module, args in order)
     path = write(workdir, 'modules.yml', f'- hosts: localhost\n  gather_facts: false\n  tasks:\n{tasks}')
     clean()
     playbook(write(workdir, 'ours.yml', OURS))  # the objects the no-ops find
@@ -350,8 +354,8 @@ def modules(workdir: str, work: dict) -> dict:
     for mode, runs in times.items():
         medians = {module: statistics.median(seconds) for module, seconds in runs.items()}
         ping = medians.pop('ansible.builtin.ping')
-        costs[mode] = {module: 1000 * (seconds - ping) / LOOP for module, seconds in medians.items()}
-        costs[mode]['ping_ms'] = 1000 * ping / LOOP
+        costs[mode] = {module: 1000 * (seconds - ping) for module, seconds in medians.items()}
+        costs[mode]['ping_ms'] = 1000 * ping
     clean()
     return costs
 
@@ -524,7 +528,7 @@ def print_report(report: dict) -> None:
           + (f", community.libvirt {1000 * (peer['noop'] - peer['ping']) / 50:.0f} ms" if peer else '') + '.')
     if 'modules' in report:
         costs = report['modules']
-        print(f"\n| a no-op module run ({LOOP}-item loops, medians of {report['rounds']}) | ms above ping "
+        print(f"\n| a no-op module run (medians of {report['rounds']} x {LOOP} loop items) | ms above ping "
               f"| with `--diff` | target <= {TARGET_MS} ms |\n|---|---|---|---|")
         for module in MODULE_TASKS:
             if module in costs['plain']:
