@@ -27,7 +27,9 @@ description:
     address found, in interface order), C(kvm_title) and C(kvm_description) (the domain's
     C(<title>) and C(<description>), V(null) when unset) and C(kvm_metadata) (a dict with one
     entry per element under the domain's C(<metadata>): its XML namespace URI mapped to the
-    element as compact XML text) and C(kvm_snapshots) (the guest's snapshots, oldest first, with
+    element as compact XML text), C(kvm_meta) (the collection's own metadata, set by
+    M(hypervisor.kvm.kvm_domain)'s O(hypervisor.kvm.kvm_domain#module:metadata), as a dict; V({})
+    when unset) and C(kvm_snapshots) (the guest's snapshots, oldest first, with
     the keys of M(hypervisor.kvm.kvm_snapshot)'s C(snapshot) return; read only for guests that
     have snapshots)."
   - C(ansible_host) is the first IPv4 address found, following O(address_sources) in order and
@@ -136,6 +138,9 @@ groups:
 keyed_groups:
   - key: kvm_uri
     prefix: uri
+  # role_web, role_db... from kvm_domain's metadata: {role: web}
+  - key: kvm_meta.role
+    prefix: role
 
 # cached.kvm.yml: the guests cached for ten minutes in JSON files
 plugin: hypervisor.kvm.libvirt
@@ -170,6 +175,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
     source_addresses,
     usable_address,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_metadata import metadata_facts
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._snapshot_facts import snapshot_facts
 
@@ -400,6 +406,7 @@ def read_guest(handle, summary: dict, sources: list, leases: dict | None, displa
         'title': definition.findtext('title'),
         'description': definition.findtext('description'),
         'metadata': metadata_texts(definition, text),
+        'meta': metadata_facts(definition)['metadata'],
         # the bulk listing says which guests have snapshots: only those are asked for them
         'snapshots': snapshot_facts(handle) if summary.get('has_snapshots') else [],
     }
@@ -530,6 +537,7 @@ def host_variables(guest: dict, result: dict) -> dict:
         'kvm_title': guest['title'],
         'kvm_description': guest['description'],
         'kvm_metadata': guest['metadata'],
+        'kvm_meta': guest['meta'],
         'kvm_snapshots': guest['snapshots'],
     }
     if guest['address']:

@@ -20,6 +20,10 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
     power_state,
     resolve_machine,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_metadata import (
+    authoritative_paths,
+    live_metadata_calls,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_error, libvirt, xml_desc
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
@@ -167,6 +171,7 @@ class Domain(Resource):
         if params.get('interfaces') is None and not params.get('xml'):
             owned.discard('devices/interface')
         self.authoritative = {path: disk_key if path == 'devices/disk' else None for path in sorted(owned)}
+        self.authoritative.update(authoritative_paths(params))
 
     # ---- reading ------------------------------------------------------------------------------
     def read(self, handle) -> Observed:
@@ -301,6 +306,12 @@ class Domain(Resource):
         running = power_state(before.handle.state()[0]) in ('running', 'paused')
         if running and self.params.get('live') and self.params['state'] not in ('shutdown', 'destroyed'):
             plan.context['live_done'] = changes().plan_live_changes(self, before, plan)
+        calls = live_metadata_calls(self.params, plan.merged, before.live_xml) if before.live_xml is not None else []
+        if calls and running:
+            # a title, description or the collection's metadata: told to the running guest as
+            # well, always (it changes nothing the guest sees)
+            plan.add('set-metadata', f"setting {', '.join(kind for kind, _value in calls)} of running {self.label()}",
+                     lambda: changes().set_live_metadata(plan.handle(), calls))
         return False
 
     def plan_state(self, before: Observed, plan: Plan) -> None:
@@ -352,6 +363,8 @@ class Domain(Resource):
         merged, live_done = plan.merged, plan.context.get('live_done', set())
         if merged.findtext('currentMemory') != before.xml.findtext('currentMemory') and 'memory' not in live_done:
             return True  # changed now; the running guest's balloon says nothing reliable about it
+        if self.params.get('xml_patches') and self.patched_live_differs(before.live_xml):
+            return True
         wanted, running = project(merged), project(before.live_xml)
         for tag in live_done & {'disk', 'interface'}:  # the device lists were made equal live
             for side in (wanted, running):
@@ -363,6 +376,18 @@ class Domain(Resource):
                 if side.find('vcpu') is not None:
                     side.find('vcpu').attrib.pop('current', None)
         return bool(_xml.differences(wanted, running, frozenset({'devices/disk', 'devices/interface'})))
+
+    def patched_live_differs(self, live) -> bool:
+        """Whether an ``xml_patches`` item would still change the running guest's definition:
+        what a patch reaches can be anything, so a patch the running guest does not have yet
+        asks for a restart."""
+        for patch in self.patches('domain'):
+            try:
+                if patch.apply(copy.deepcopy(live), create=True) is not None:
+                    return True
+            except KvmError:
+                return True
+        return False
 
     def define(self, xml_text: str):
         """Define with libvirt's schema validation where the driver has it."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import mac_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import GUEST_AGENT, resolve_machine
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_metadata import add_metadata, check_metadata
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_virt_mode
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
@@ -26,6 +28,7 @@ MAX_VCPUS = 4096  # libvirt's limit for a domain definition
 MAX_NAME_BYTES = 240  # <name>-seed.iso stays a file name (255 bytes)
 BUS_PREFIX = {'virtio': 'vd', 'sata': 'sd', 'scsi': 'sd', 'usb': 'sd', 'ide': 'hd'}
 DISK_FORMAT_BY_SUFFIX = {'.qcow2': 'qcow2', '.qcow': 'qcow2', '.iso': 'raw', '.img': 'raw', '.raw': 'raw'}
+MAXIMUM_CPU_MODE_SINCE = 7001000  # libvirt 7.1.0: <cpu mode='maximum'/>
 
 
 class DomainBuilder:
@@ -43,6 +46,8 @@ class DomainBuilder:
         new = current is None
         domain = ET.Element('domain', {'type': self.virt_type(current)})
         _xml.sub_element(domain, 'name', self.name)
+        check_metadata(params)
+        add_metadata(domain, params, current)
         self.add_memory(domain, new)
         self.add_vcpus(domain, new)
         self.add_os(domain, current)
@@ -52,7 +57,7 @@ class DomainBuilder:
             _xml.sub_element(features, 'apic')
             if params.get('firmware') == 'efi' and params.get('secure_boot'):
                 _xml.sub_element(features, 'smm', state='on')
-        self.add_cpu(domain)
+        self.add_cpu(domain, new)
         devices = _xml.sub_element(domain, 'devices')
         self.add_disks(devices)
         self.add_interfaces(devices)
@@ -122,6 +127,8 @@ class DomainBuilder:
         params = self.params
         os_element = _xml.sub_element(domain, 'os')
         arch = params.get('arch') or (None if current is not None else 'x86_64')
+        if params.get('machine') is not None:
+            check_machine(params['machine'])
         machine = params.get('machine') or (None if current is not None else 'q35' if arch == 'x86_64' else None)
         if machine and current is not None:
             machine = resolve_machine(machine, current.find('os/type'))
@@ -154,16 +161,33 @@ class DomainBuilder:
         for device in devices or []:
             _xml.sub_element(os_element, 'boot', dev=device)
 
-    def add_cpu(self, domain) -> None:
-        cpu = self.params.get('cpu')
-        if not cpu:
+    def add_cpu(self, domain, new: bool) -> None:
+        cpu = self.params.get('cpu') or {}
+        if not cpu and not new:
+            return  # an existing guest's CPU is left as it is: the default below is for new guests
+        mode, topology = None, None
+        if cpu:
+            mode, topology = check_cpu(cpu, self.params.get('max_vcpus') or self.params.get('vcpus'))
+        if mode is None and new:
+            mode = self.default_cpu_mode(domain.get('type'))
+        if mode is None and not topology:
             return
-        mode, topology = check_cpu(cpu, self.params.get('max_vcpus') or self.params.get('vcpus'))
         element = _xml.sub_element(domain, 'cpu', mode=mode)
         if mode == 'custom':
             _xml.sub_element(element, 'model', cpu['model'], fallback='allow')
         if topology:
             _xml.sub_element(element, 'topology', sockets=topology[0], dies=1, cores=topology[1], threads=topology[2])
+
+    def default_cpu_mode(self, virt_type: str) -> str | None:
+        """A new guest's CPU when ``cpu`` gives no mode: the host's own under KVM (as virt-install
+        does), and everything QEMU can emulate under TCG (QEMU's ``max``; its default ``qemu64``
+        lacks x86-64-v2, which current distributions need). libvirt before 7.1 has no ``maximum``
+        mode: there QEMU's default stays."""
+        if virt_type == 'kvm':
+            return 'host-passthrough'
+        if self.conn.getLibVersion() >= MAXIMUM_CPU_MODE_SINCE:
+            return 'maximum'
+        return None
 
     def add_disks(self, devices) -> None:
         disks = self.params.get('disks')
@@ -360,6 +384,13 @@ def check_cpu(cpu: dict, max_vcpus, option: str = 'cpu') -> tuple:
         raise KvmError(f'{option}: sockets * cores * threads = {product}, '
                        f'but the domain has {max_vcpus} vcpus (max_vcpus)')
     return mode, topology
+
+
+def check_machine(machine, option: str = 'machine') -> str:
+    """A machine type as libvirt's schema spells one (``q35``, ``pc-i440fx-7.2``...)."""
+    if not isinstance(machine, str) or not re.fullmatch(r'[A-Za-z0-9_.-]+', machine):
+        raise KvmError(f'{option}: {machine!r} is not a machine type (letters, digits, _ . -; for example q35 or pc)')
+    return machine
 
 
 def vcpu_counts(vcpus, maximum) -> tuple:

@@ -20,6 +20,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts impor
     interface_addresses,
     power_state,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_metadata import META_NS, META_PREFIX
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     each_read,
@@ -51,9 +52,18 @@ def removable_storage(domain, before: Observed, plan: Plan, bases: dict) -> list
         definition = before.xml
     mine = [source for source in disk_sources(definition)
             if source['device'] == 'disk' and not source['shareable'] and (source['path'] or source['volume'])]
+    keep = getattr(domain, 'keep_storage', None)  # a caller's own rule (kvm_guests: what it did not make)
+    kept = plan.extra['kept_storage']
+    for source in list(mine):
+        reason = keep(source) if keep else None
+        if reason:
+            mine.remove(source)
+            kept.append({'path': storage_path(domain, source), 'reason': reason})
     mine += [{'device': 'disk', 'path': overlay, 'pool': None, 'volume': None, 'shareable': False}
              for overlay in sorted(bases)]
     if not mine:
+        for entry in kept:
+            plan.warnings.append(f"kept {entry['path']}: {entry['reason']}")
         return []
     for source in mine:
         source['resolved'] = storage_path(domain, source)
@@ -62,7 +72,6 @@ def removable_storage(domain, before: Observed, plan: Plan, bases: dict) -> list
     for _other, text in each_read(others, lambda other: other.XMLDesc(0), libvirt.VIR_ERR_NO_DOMAIN):
         for source in disk_sources(_xml.parse_xml(text, 'libvirt domain XML')):
             elsewhere.add(storage_path(domain, source))
-    kept = plan.extra['kept_storage']
     for source in mine:
         if source['resolved'] in elsewhere:
             kept.append({'path': source['resolved'], 'reason': 'another domain uses it too'})
@@ -256,3 +265,15 @@ def wait_for_addresses(conn, name: str, timeout: int) -> list:
 def addressed(interfaces: list) -> list | None:
     """The interfaces when one has an address, else None (still waiting)."""
     return interfaces if any(interface['addresses'] for interface in interfaces) else None
+
+
+def set_live_metadata(handle, calls: list) -> None:
+    """Tell the running guest its new title, description or collection metadata (see
+    ``_domain_metadata.live_metadata_calls``); its definition is written by define."""
+    kinds = {'title': libvirt.VIR_DOMAIN_METADATA_TITLE, 'description': libvirt.VIR_DOMAIN_METADATA_DESCRIPTION,
+             'meta': libvirt.VIR_DOMAIN_METADATA_ELEMENT}
+    for kind, value in calls:
+        if kind == 'meta':
+            handle.setMetadata(kinds[kind], value, META_PREFIX, META_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        else:
+            handle.setMetadata(kinds[kind], value or None, None, None, libvirt.VIR_DOMAIN_AFFECT_LIVE)

@@ -10,6 +10,7 @@ import ipaddress
 import re
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_metadata import metadata_facts
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     flags,
     is_error,
@@ -171,6 +172,7 @@ def definition_facts(definition) -> dict:
         'max_memory': int(definition.findtext('memory')) * 1024 if definition.findtext('memory') else None,
         'disks': [{key: source[key] for key in ('device', 'path', 'pool', 'volume', 'target', 'bus', 'format')}
                   for source in disk_sources(definition)],
+        **metadata_facts(definition),
     }
 
 

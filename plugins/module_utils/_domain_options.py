@@ -6,10 +6,13 @@ Nothing to import here but the spec: every kvm_domain and kvm_guests run loads t
 
 from __future__ import annotations
 
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import xml_patches_option
+
 DOMAIN_STATES = ('present', 'running', 'shutdown', 'destroyed', 'paused', 'absent')
 # the structured options, which ``xml`` excludes (virt_type too, but it may go with xml)
 STRUCTURED = ('virt_type', 'arch', 'machine', 'memory', 'max_memory', 'vcpus', 'max_vcpus', 'cpu', 'firmware',
-              'secure_boot', 'boot', 'disks', 'interfaces', 'graphics', 'console', 'guest_agent', 'rng', 'tpm')
+              'secure_boot', 'boot', 'disks', 'interfaces', 'graphics', 'console', 'guest_agent', 'rng', 'tpm',
+              'title', 'description', 'metadata')
 VIRT_TYPES = ['auto', 'kvm', 'qemu']
 
 
@@ -56,6 +59,10 @@ def domain_options() -> dict:
         guest_agent=dict(type='bool'),
         rng=dict(type='bool'),
         tpm=dict(type='bool'),
+        title=dict(type='str'),
+        description=dict(type='str'),
+        metadata=dict(type='dict'),
+        xml_patches=xml_patches_option(),
         xml=dict(type='str'),
         autostart=dict(type='bool'),
         restart=dict(type='bool', default=False),

@@ -29,16 +29,27 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_builder imp
     check_boot_file,
     check_cpu,
     check_domain_name,
+    check_machine,
     memory_sizes,
     vcpu_counts,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_changes import current_interfaces
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_metadata import check_metadata
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_options import (
     VIRT_TYPES,
     cpu_options,
     domain_options,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._guest_devices import (
+    check_disks,
+    domain_disks,
+    domain_interfaces,
+    guest_disk_options,
+    made_disks,
+    made_here,
+    network_entries,
+)
 from ansible_collections.hypervisor.kvm.plugins.module_utils._images import image_facts, is_url, parse_checksum
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import as_failure, libvirt, wait_until
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network import Network, network_options
@@ -49,11 +60,15 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._seed import check_
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import disk_size, format_size
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume import Volume
 from ansible_collections.hypervisor.kvm.plugins.module_utils._volume_options import volume_options
+from ansible_collections.hypervisor.kvm.plugins.module_utils._xml_patches import checked_patches
 
 GUEST_STATES = ('running', 'shutdown', 'absent')
 # domain steps that may run beside each other's (no waits, nothing that reconnects), how many at once
 OVERLAPPING_ACTIONS = {'define', 'start', 'autostart', 'disable-autostart'}
 STARTS_AT_ONCE = 4
+# kvm_domain's options a guest takes as they are (kvm_domain's spec, kvm_domain's meaning)
+DOMAIN_PASSED = ('machine', 'max_memory', 'firmware', 'secure_boot', 'boot', 'rng', 'tpm', 'title', 'description',
+                 'metadata', 'xml_patches')
 SUDO_ALL = 'ALL=(ALL) NOPASSWD:ALL'
 
 
@@ -71,7 +86,8 @@ def guest_options() -> dict:
         base_image=dict(type='dict', options=dict(
             url=dict(type='str'), path=dict(type='path'), checksum=dict(type='str'), volume=dict(type='str'))),
         disk_size=dict(type='str'),
-        networks=dict(type='list', elements='str'),
+        networks=dict(type='list', elements='raw'),
+        disks=dict(type='list', elements='dict', options=guest_disk_options()),
         cloud_init=dict(type='dict', options=dict(
             user=dict(type='str'),
             ssh_authorized_keys=dict(type='list', elements='str', default=[], no_log=False),
@@ -85,6 +101,7 @@ def guest_options() -> dict:
         graphics=dict(type='raw'),
         console=dict(type='raw'),
         guest_agent=dict(type='bool'),
+        **{key: spec for key, spec in domain_options().items() if key in DOMAIN_PASSED},
     )
 
 
@@ -218,7 +235,7 @@ class Fleet:
             except KvmError as err:
                 problems.extend(err.msg.split('\n'))
                 continue
-            needs_pool = needs_pool or derived['disk'] or derived['seed']
+            needs_pool = needs_pool or derived['disk'] or derived['seed'] or derived['data']
             self.guests.append((guest, derived))
         if needs_pool and not self.pool:
             problems.append('pool: required for guests with a disk or a cloud-init seed')
@@ -239,12 +256,17 @@ class Fleet:
         state = guest.get('state') or 'running'
         base = guest.get('base_image')
         derived = {'state': state, 'disk': bool(base or guest.get('disk_size')),
-                   'seed': bool(base or guest.get('cloud_init')), 'base_volume': None}
+                   'seed': bool(base or guest.get('cloud_init')), 'data': bool(made_disks(guest)), 'base_volume': None}
         if state == 'absent':
             return derived
-        for network in guest.get('networks') or defaults.get('networks') or []:
-            if network not in known_networks:
-                problems.append(f'{where}: unknown network {network} (neither in networks nor defined in libvirt)')
+        entries, network_problems = network_entries(guest, defaults)
+        problems.extend(f'{where}: {problem}' for problem in network_problems)
+        for entry in entries:
+            if entry['name'] not in known_networks:
+                problems.append(f"{where}: unknown network {entry['name']} "
+                                '(neither in networks nor defined in libvirt)')
+        problems.extend(f'{where}: {problem}' for problem in check_disks(guest))
+        derived['interfaces'] = domain_interfaces(entries)
         if base is not None:
             if bool(base.get('url')) == bool(base.get('path')):
                 problems.append(f'{where}: base_image needs exactly one of url and path')
@@ -265,10 +287,20 @@ class Fleet:
                 problems.append(f"{where}: disk_size {format_size(size)} is smaller than its base image "
                                 f"({format_size(image['capacity'])})")
         check(lambda: check_domain_name(guest['name']))
-        check(lambda: memory_sizes(self.conn, guest.get('memory') or defaults.get('memory'), None))
+        check(lambda: memory_sizes(self.conn, guest.get('memory') or defaults.get('memory'), guest.get('max_memory')))
+        boot = guest.get('boot') or {}
+        if guest.get('kernel') and any(boot.get(key) for key in ('kernel', 'initrd', 'cmdline')):
+            problems.append(f'{where}: kernel, initrd and cmdline go either at the top or under boot, not both')
+        if guest.get('secure_boot') and guest.get('firmware') != 'efi':
+            problems.append(f'{where}: secure_boot needs firmware: efi')
         check(lambda: vcpu_counts(guest.get('vcpus') or defaults.get('vcpus') or 1, None))
         if guest.get('cpu'):
             check(lambda: check_cpu(guest['cpu'], guest.get('vcpus') or defaults.get('vcpus') or 1))
+        check(lambda: check_metadata(guest))
+        if guest.get('machine') is not None:
+            check(lambda: check_machine(guest['machine']))
+        if guest.get('xml_patches'):
+            check(lambda: checked_patches(guest['xml_patches'], 'domain'))
         if not guest.get('kernel') and (guest.get('initrd') or guest.get('cmdline')):
             problems.append(f'{where}: initrd and cmdline need kernel')
         for key in ('kernel', 'initrd'):
@@ -313,19 +345,21 @@ class Fleet:
             disks.append({'volume': f"{guest['name']}.qcow2", 'pool': pool})
         if derived['seed']:
             disks.append({'volume': f"{guest['name']}-seed.iso", 'pool': pool, 'device': 'cdrom'})
-        boot = None
+        disks.extend(domain_disks(guest, pool))
+        boot = dict(guest['boot']) if guest.get('boot') else None
         if guest.get('kernel'):
-            boot = {'kernel': guest['kernel'], 'initrd': guest.get('initrd'), 'cmdline': guest.get('cmdline'),
-                    'devices': ['hd']}
+            boot = dict(boot or {}, kernel=guest['kernel'], initrd=guest.get('initrd'), cmdline=guest.get('cmdline'))
+            boot['devices'] = boot.get('devices') or ['hd']
         given = {
             'name': guest['name'], 'state': derived['state'],
             'virt_type': guest.get('virt_type') or defaults.get('virt_type'),
             'memory': guest.get('memory') or defaults.get('memory'),
             'vcpus': guest.get('vcpus') or defaults.get('vcpus'),
             'cpu': guest.get('cpu'), 'boot': boot, 'disks': disks,
-            'interfaces': [{'network': net} for net in guest.get('networks') or defaults.get('networks') or []],
+            'interfaces': derived['interfaces'],
             'graphics': graphics, 'console': console, 'guest_agent': guest.get('guest_agent'),
             'autostart': guest.get('autostart'),
+            **{key: guest.get(key) for key in DOMAIN_PASSED if key != 'boot'},
         }
         return completed(domain_options(), given, f"guest {guest['name']}: domain")
 
@@ -373,7 +407,8 @@ class Fleet:
 
     def converge_pool(self) -> None:
         pool = self.pool
-        if not pool or not pool.get('manage', True) or not any(d['disk'] or d['seed'] for _g, d in self.guests):
+        if not pool or not pool.get('manage', True) or not any(d['disk'] or d['seed'] or d['data']
+                                                                for _g, d in self.guests):
             return
         params = completed(pool_options(), {'name': pool['name'], 'type': 'dir', 'target': {'path': pool['path']},
                                             'state': 'active', 'autostart': pool['autostart']}, f"pool {pool['name']}")
@@ -441,6 +476,10 @@ class Fleet:
                                                   'cloud_init': derived['cloud_init']}, f'guest {name}: seed')
             steps.append(('seed', Volume(self.conn, params, self.check_mode, self.shared, self.diff),
                           'cloud-init seed'))
+        for key, volume, disk_format, size in made_disks(guest):
+            params = completed(volume_options(), {'name': volume, 'pool': pool, 'state': 'present',
+                                                  'format': disk_format, 'capacity': size}, f'guest {name}: {key}')
+            steps.append((key, Volume(self.conn, params, self.check_mode, self.shared, self.diff), key))
         steps.append(('domain', Domain(self.conn, derived['domain'], self.check_mode, self.shared, self.diff),
                       'domain'))
         plans = [(kind, resource, resource.prepare(), label) for kind, resource, label in steps]
@@ -485,9 +524,15 @@ class Fleet:
         remove = guest.get('remove_storage')
         params = completed(domain_options(), {'name': name, 'state': 'absent', 'remove_storage': remove},
                            f'guest {name}: domain')
-        self.record(name, 'domain', self.step(Domain, params, f'guest {name}: domain'))
+        domain = Domain(self.conn, params, self.check_mode, self.shared, self.diff)
+        pool = (self.pool or {}).get('name')
+        domain.keep_storage = lambda source: None if made_here(name, source, pool) else (
+            'not a volume kvm_guests made for this guest (its disk, seed or a disks item with size); '
+            'remove it with kvm_volume')
+        self.record(name, 'domain', self.concluded(domain, domain.prepare(), f'guest {name}: domain'))
         if remove and self.pool:
-            for kind, volume in (('disk', f'{name}.qcow2'), ('seed', f'{name}-seed.iso')):
+            made = [(key, volume) for key, volume, _format, _size in made_disks(guest)]
+            for kind, volume in [('disk', f'{name}.qcow2'), ('seed', f'{name}-seed.iso')] + made:
                 params = completed(volume_options(), {'name': volume, 'pool': self.pool['name'], 'state': 'absent'},
                                    f'guest {name}: {kind}')
                 self.record(name, kind, self.step(Volume, params, f'guest {name}: {kind}'))

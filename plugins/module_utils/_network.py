@@ -15,6 +15,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts impo
     inactive_xml,
     network_info,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import xml_patches_option
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
 
 FORWARD_MODES = ('nat', 'route', 'open', 'bridge', 'isolated')
@@ -200,6 +201,7 @@ def network_options() -> dict:
             end=dict(type='int', required=True),
         )),
         xml=dict(type='str'),
+        xml_patches=xml_patches_option(),
         autostart=dict(type='bool'),
         restart=dict(type='bool', default=False),
         force=dict(type='bool', default=False),

@@ -38,6 +38,14 @@ FORWARDER_SPEC = dict(
 )
 
 
+def xml_patches_option() -> dict:
+    """The ``xml_patches`` option of kvm_domain, kvm_network and kvm_pool (see ``_xml_patches``)."""
+    return dict(type='list', elements='dict', options=dict(
+        xpath=dict(type='str', required=True), value=dict(type='str'), attribute=dict(type='str'),
+        xml=dict(type='str'), state=dict(type='str', default='present', choices=['present', 'absent']),
+    ))
+
+
 def _graphics_word(value):
     return {'type': value} if isinstance(value, str) and value in GRAPHICS_SPEC['type']['choices'] else None
 

@@ -16,6 +16,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._files import (
     set_permissions,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_local_uri, is_remote_uri, refresh_pool
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import xml_patches_option
 from ansible_collections.hypervisor.kvm.plugins.module_utils._pool_facts import (
     definition_facts,
     inactive_xml,
@@ -48,6 +49,7 @@ def pool_options() -> dict:
             initiator=dict(type='str'),
         )),
         xml=dict(type='str'),
+        xml_patches=xml_patches_option(),
         autostart=dict(type='bool'),
         restart=dict(type='bool', default=False),
         delete_storage=dict(type='bool', default=False),

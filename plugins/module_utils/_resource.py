@@ -31,6 +31,14 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
 STATE_KEYS = ('active', 'autostart', 'persistent')
 
 
+def xml_patches():
+    """``_xml_patches``, imported by a run that has some."""
+    from ansible_collections.hypervisor.kvm.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
+        _xml_patches,
+    )
+    return _xml_patches
+
+
 class Observed:
     """What libvirt says about one object (``exists`` False when there is none).
 
@@ -283,6 +291,8 @@ class Resource:
         """The desired definition in libvirt's own spelling (docs/architecture.md, "Equal means
         equal to libvirt"); what libvirt would not keep is left out, with a warning."""
         written = self.desired_xml(before, plan)
+        if self.params.get('xml_patches'):
+            xml_patches().patch_desired(written, self.patches(written.tag))
         desired = self.clean(written)
         if before.exists and not _xml.differences(desired, before.xml, self.authoritative):
             return desired  # equal as written: libvirt's spelling cannot change that (and costs nothing)
@@ -299,11 +309,17 @@ class Resource:
                 f"{'; '.join(dropped)}")
         return self.clean(projected)
 
+    def patches(self, root_tag: str) -> list:
+        """The checked ``xml_patches`` (see ``_xml_patches``)."""
+        return xml_patches().checked_patches(self.params['xml_patches'], root_tag)
+
     def plan_definition(self, before: Observed, plan: Plan) -> None:
         """Define a new object, or redefine one whose definition differs (unless live updates
         write the whole difference)."""
         desired = self.desired(before, plan)
         differences, merged = _xml.reconcile(desired, before.xml, self.authoritative)
+        if self.params.get('xml_patches'):
+            differences = differences + xml_patches().patch_merged(merged, self.patches(merged.tag))
         merged = self.clean(merged)
         plan.desired, plan.merged = desired, merged
         new = not before.exists or not before.persistent

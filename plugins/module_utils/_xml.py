@@ -20,9 +20,13 @@ Comparison rules (docs/architecture.md, "The module contract" and "Equal means e
 from __future__ import annotations
 
 import copy
+import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+
+# an element's namespace in ElementTree's spelling of a tag: {uri}name
+NAMESPACE = re.compile(r'\{[^}]*\}')
 
 
 def parse_xml(text: str, what: str = 'xml') -> ET.Element:
@@ -85,8 +89,8 @@ def _child_tags(desired: ET.Element, relpath: str, authoritative) -> list:
             tags.append(child.tag)
     prefix = f'{relpath}/' if relpath else ''
     for path in sorted(authoritative):
-        if path.startswith(prefix) and '/' not in path[len(prefix):]:
-            tag = path[len(prefix):]
+        tag = path[len(prefix):]
+        if path.startswith(prefix) and '/' not in NAMESPACE.sub('', tag):  # a namespace URI has slashes
             if tag not in tags:
                 tags.append(tag)
     return tags

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - hypervisor.kvm.connection
   - hypervisor.kvm.requirements
   - hypervisor.kvm.attributes
+  - hypervisor.kvm.xml_patches
 options:
   name:
     description: Name of the domain. Required unless O(xml) names it.
@@ -78,7 +79,14 @@ options:
     description: Maximum virtual CPUs, for hot-plugging up to it (default O(vcpus)).
     type: int
   cpu:
-    description: CPU model and topology.
+    description:
+      - CPU model and topology.
+      - A new domain whose O(cpu) gives no O(cpu.mode) gets V(host-passthrough) under KVM (as
+        C(virt-install) does) and V(maximum) under QEMU emulation, everything TCG can emulate
+        (QEMU's default C(qemu64) model lacks the x86-64-v2 features current distributions
+        need). libvirt before 7.1 has no V(maximum); there QEMU's default stays.
+      - An existing domain's CPU is never changed by this default - only what O(cpu) says is
+        compared, so upgrading the collection causes no drift and no O(restart).
     type: dict
     suboptions:
       mode:
@@ -204,6 +212,24 @@ options:
   tpm:
     description: An emulated TPM 2.0 (needs swtpm on the host).
     type: bool
+  title:
+    description:
+      - A short title for the guest (one line), as C(virsh desc --title) sets it. V('') removes it.
+      - A change is written to the definition and told to a running guest at once, with no restart.
+    type: str
+  description:
+    description:
+      - A description of the guest (any text). V('') removes it. Changed live as O(title) is.
+    type: str
+  metadata:
+    description:
+      - The collection's own metadata for the guest, a dict of string keys and values (numbers
+        and booleans are stored as text). Stored in the definition under C(<metadata>) in the
+        namespace C(https://hypervisor.kvm/meta), as C(<kvm:entry key="...">value</kvm:entry>).
+      - Authoritative when given - the guest has exactly these keys afterwards; V({}) removes
+        them all. Other applications' metadata (other namespaces) is never touched.
+      - Changed live as O(title) is. The inventory plugin returns it as C(kvm_meta).
+    type: dict
   xml:
     description:
       - A full domain definition (from C(virt-install --print-xml), virt-manager or a template),
@@ -309,6 +335,24 @@ EXAMPLES = r'''
     graphics: {type: spice, password: "{{ vault_spice_password }}"}
     state: present
 
+- name: A title and the collection's metadata, changed on the running guest without a restart
+  hypervisor.kvm.kvm_domain:
+    name: web1
+    title: Web server, blue
+    metadata:
+      role: web
+      color: blue
+    state: running
+
+- name: What the options do not cover, as patches - restart on a crash, no USB, a watchdog
+  hypervisor.kvm.kvm_domain:
+    name: web1
+    xml_patches:
+      - {xpath: ./on_crash, value: restart}
+      - {xpath: "./devices/controller[@type='usb']", attribute: model, value: none}
+      - {xpath: ./devices, xml: "<watchdog model='i6300esb' action='reset'/>"}
+    state: running
+
 - name: Direct kernel boot with a serial console log
   hypervisor.kvm.kvm_domain:
     name: tiny
@@ -391,6 +435,16 @@ domain:
       description: Disks (device, path or pool/volume, target, bus, format).
       type: list
       elements: dict
+    title:
+      description: The guest's title, V(null) when it has none.
+      type: str
+    description:
+      description: The guest's description, V(null) when it has none.
+      type: str
+    metadata:
+      description: The collection's metadata of the guest (see O(metadata)), V({}) when it has none.
+      type: dict
+      sample: {role: web, tier: "3"}
     interfaces:
       description:
         - Interfaces (type, mac, network, bridge, device, model, addresses). Addresses come from

@@ -99,6 +99,17 @@ domains:
           C(path), C(pool), C(volume), C(target), C(bus), C(format).
       type: list
       elements: dict
+    title:
+      description: The guest's title, V(null) when it has none (details).
+      type: str
+    description:
+      description: The guest's description, V(null) when it has none (details).
+      type: str
+    metadata:
+      description:
+        - The collection's metadata of the guest (M(hypervisor.kvm.kvm_domain)'s
+          O(hypervisor.kvm.kvm_domain#module:metadata)), V({}) when it has none (details).
+      type: dict
     has_managed_save:
       description: Whether a managed save image exists.
       type: bool

@@ -88,7 +88,10 @@ options:
         choices: [running, shutdown, absent]
         default: running
       remove_storage:
-        description: With O(guests[].state=absent), also delete the guest's disk and seed volumes. Base images stay.
+        description:
+          - With O(guests[].state=absent), also delete the volumes made for the guest - its disk and
+            seed, and the new volumes of O(guests[].disks). Base images, and volumes given as
+            O(guests[].disks[].volume), stay.
         type: bool
         default: false
       memory:
@@ -156,9 +159,42 @@ options:
             bare number is bytes, and one under 1 MiB is refused (write the unit).
         type: str
       networks:
-        description: Networks the guest has a NIC on, in order. Default O(defaults.networks).
+        description:
+          - Networks the guest has a NIC on, in order. Default O(defaults.networks).
+          - Each is a network name, or a dict with C(name), C(mac) (a fixed MAC address) and C(model)
+            (the NIC model, default C(virtio)).
         type: list
-        elements: str
+        elements: raw
+      disks:
+        description:
+          - Extra disks, after the guest's own disk and seed, in order. Each is a new volume of
+            O(guests[].disks[].size), made in the pool and named after the guest
+            (C(NAME-diskN.qcow2), or C(.img) with O(guests[].disks[].format=raw)), or an existing
+            O(guests[].disks[].volume).
+          - With O(guests[].remove_storage=true) the new ones go with the guest; an existing volume
+            given here is kept, with a warning.
+        type: list
+        elements: dict
+        suboptions:
+          size:
+            description: The size of a new volume, for example V(10GiB).
+            type: str
+          volume:
+            description: An existing volume.
+            type: str
+          pool:
+            description: The pool of O(guests[].disks[].volume) (default the fleet's pool).
+            type: str
+          bus:
+            description: The M(hypervisor.kvm.kvm_domain) disk bus.
+            type: str
+            choices: [virtio, sata, scsi, usb, ide]
+          format:
+            description: The volume format (a new one is V(qcow2), the default, or V(raw)).
+            type: str
+          cache:
+            description: The M(hypervisor.kvm.kvm_domain) disk cache mode, for example V(none).
+            type: str
       cloud_init:
         description:
           - The cloud-init seed. Guests with a base image get a seed even without this option
@@ -208,6 +244,77 @@ options:
           - V(true) adds the QEMU guest agent channel, so addresses can come from an agent in the
             guest (for example on a network without DHCP). V(false) removes it.
         type: bool
+      title:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:title) option.
+        type: str
+      description:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:description) option.
+        type: str
+      metadata:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:metadata) option.
+        type: dict
+      machine:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:machine) option.
+        type: str
+      max_memory:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:max_memory) option.
+        type: str
+      firmware:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:firmware) option.
+        type: str
+        choices: [bios, efi]
+      secure_boot:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:secure_boot) option.
+        type: bool
+      boot:
+        description:
+          - The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:boot) option. A guest's
+            O(guests[].kernel), O(guests[].initrd) and O(guests[].cmdline) go here or at the top, not both.
+        type: dict
+        suboptions:
+          devices:
+            description: Boot devices in order.
+            type: list
+            elements: str
+            choices: [hd, cdrom, network, fd]
+          kernel:
+            description: Path of a kernel on the host, for direct kernel boot.
+            type: path
+          initrd:
+            description: Path of an initrd on the host.
+            type: path
+          cmdline:
+            description: The kernel command line.
+            type: str
+      rng:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:rng) option.
+        type: bool
+      tpm:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:tpm) option.
+        type: bool
+      xml_patches:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:xml_patches) option.
+        type: list
+        elements: dict
+        suboptions:
+          xpath:
+            description: The elements to change.
+            type: str
+            required: true
+          value:
+            description: The text to set, or with O(guests[].xml_patches[].attribute) the attribute's value.
+            type: str
+          attribute:
+            description: The attribute to set.
+            type: str
+          xml:
+            description: A fragment to append as a child, once.
+            type: str
+          state:
+            description: V(absent) removes the elements.
+            type: str
+            choices: [present, absent]
+            default: present
   defaults:
     description: Values for the guests that do not set their own.
     type: dict
@@ -272,6 +379,24 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ fleet.guests | items2dict(key_name='name', value_name='ips') }}"
 
+- name: A guest with a data disk, a second NIC with a fixed MAC, metadata and a patch
+  hypervisor.kvm.kvm_guests:
+    pool: {name: guests, path: /var/lib/libvirt/guests}
+    guests:
+      - name: db1
+        memory: 2GiB
+        disks:
+          - {size: 20GiB, cache: none}
+        networks:
+          - default
+          - {name: default, mac: "52:54:00:10:00:01", model: e1000e}
+        title: Primary database
+        metadata: {role: db}
+        tpm: true
+        xml_patches:
+          - {xpath: ./on_crash, value: restart}
+        state: shutdown
+
 - name: Remove one, with its disk and seed (the base image stays)
   hypervisor.kvm.kvm_guests:
     pool: {name: guests, path: /var/lib/libvirt/guests}
@@ -304,7 +429,7 @@ guests:
       description: Whether anything of this guest changed (or would, in check mode).
       type: bool
     actions:
-      description: What was (or would be) done, by step (C(disk), C(seed), C(domain)).
+      description: What was (or would be) done, by step (C(disk), C(seed), C(disks[N]) for a new extra disk, C(domain)).
       type: dict
       sample: {disk: [create], seed: [create, upload], domain: [define, start]}
     failed:

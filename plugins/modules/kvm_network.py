@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - hypervisor.kvm.connection
   - hypervisor.kvm.requirements
   - hypervisor.kvm.attributes
+  - hypervisor.kvm.xml_patches
 options:
   name:
     description:

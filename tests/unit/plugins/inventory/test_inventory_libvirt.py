@@ -524,3 +524,15 @@ def test_ansible_inventory_names_an_unreachable_uri(inventory_file):
     result = ansible_cli(['ansible-inventory', '--graph'], path)
     assert result.returncode != 0
     assert f'connecting to libvirt at {UNREACHABLE} failed' in result.stderr
+
+
+def test_the_collections_metadata_is_a_dict_to_group_by(conn, run):
+    define(conn, 'kvmtest-inv-web', extra=(
+        '<metadata><kvm:meta xmlns:kvm="https://hypervisor.kvm/meta"><kvm:entry key="role">web</kvm:entry>'
+        '<kvm:entry key="tier">3</kvm:entry></kvm:meta></metadata>'))
+    inventory, _display = run({'uri': 'test:///default', 'keyed_groups': [{'key': 'kvm_meta.role', 'prefix': 'role'}]})
+    found = hostvars(inventory, 'kvmtest-inv-web')
+    assert found['kvm_meta'] == {'role': 'web', 'tier': '3'}
+    assert list(found['kvm_metadata']) == ['https://hypervisor.kvm/meta']  # and still as XML text
+    assert hostvars(inventory, 'test')['kvm_meta'] == {}
+    assert [host.name for host in inventory.groups['role_web'].get_hosts()] == ['kvmtest-inv-web']

@@ -266,3 +266,25 @@ def test_machine_aliases_match_the_versioned_type():
     assert _domain.resolve_machine('q35', current) == 'pc-q35-7.2'
     assert _domain.resolve_machine('pc', current) == 'pc'
     assert _domain.resolve_machine('pc-q35-8.0', current) == 'pc-q35-8.0'
+
+
+@pytest.mark.parametrize('virt_type, mode', [('qemu', 'maximum'), ('kvm', 'host-passthrough')])
+def test_a_new_guest_without_cpu_gets_one_modern_distributions_boot_on(conn, run_module, virt_type, mode):
+    result = run_module(kvm_domain.main, dom(virt_type=virt_type))
+    assert not result['failed'] and built(result).find('cpu').get('mode') == mode
+    # a topology alone keeps the default mode
+    topology = run_module(kvm_domain.main, dom(name='kvmtest-dom-top', virt_type=virt_type, vcpus=2,
+                                               cpu={'sockets': 1, 'cores': 2}))
+    assert built(topology).find('cpu').get('mode') == mode
+    assert built(topology).find('cpu/topology').get('cores') == '2'
+
+
+def test_an_existing_guest_without_cpu_keeps_its_cpu(conn, run_module):
+    # defined without <cpu> (as by an earlier release, or by hand): the default is not drift
+    conn.defineXML("<domain type='qemu'><name>kvmtest-dom</name><memory unit='MiB'>128</memory>"
+                   "<os><type arch='x86_64'>hvm</type></os></domain>")
+    result = run_module(kvm_domain.main, dom(vcpus=1))
+    assert not result['changed'] and not result['restart_required'], result
+    assert '<cpu' not in conn.lookupByName('kvmtest-dom').XMLDesc(0)
+    custom = run_module(kvm_domain.main, dom(cpu={'mode': 'custom', 'model': 'qemu64'}))
+    assert custom['changed'] and built(custom).find('cpu/model').text == 'qemu64'

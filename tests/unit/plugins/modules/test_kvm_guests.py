@@ -228,7 +228,8 @@ def test_a_guest_cpu_is_kvm_domains_option_defined_then_kept(conn, run_module):
     assert not first['failed'] and first['changed']
     xml = conn.lookupByName('kvmtest-fleet-0').XMLDesc(0)
     assert "<cpu mode='custom'" in xml and '>qemu64</model>' in xml
-    assert '<cpu' not in conn.lookupByName('kvmtest-fleet-1').XMLDesc(0)
+    other = conn.lookupByName('kvmtest-fleet-1').XMLDesc(0)  # no cpu: the default for a new guest
+    assert ("<cpu mode='host-passthrough'" if "type='kvm'" in other else "<cpu mode='maximum'") in other
     assert not run_module(kvm_guests.main, fleet(pinned))['changed']
     changed = run_module(kvm_guests.main, fleet(guests(1, cpu={'mode': 'custom', 'model': 'kvm64'})), check_mode=True)
     assert changed['changed'] and changed['guests'][0]['actions']['domain'] == ['define']
@@ -247,3 +248,57 @@ def test_a_guest_cpu_is_checked_before_anything_changes(conn, run_module):
     assert domain_names(conn) == []
     typo = run_module(kvm_guests.main, fleet([{'name': 'kvmtest-fleet-d', 'cpu': {'modle': 'custom'}}]))
     assert typo['failed'] and 'modle' in typo['msg'] and domain_names(conn) == []
+
+
+def test_extra_disks_and_networks_with_a_mac_per_guest(conn, run_module):
+    import xml.etree.ElementTree as ET  # pylint: disable=import-outside-toplevel
+
+    pool = conn.storagePoolLookupByName('default-pool')
+    pool.createXML("<volume><name>kvmtest-fleet-shared.img</name><capacity unit='MiB'>8</capacity></volume>", 0)
+    guest = {'name': 'kvmtest-fleet-0', 'disk_size': '16MiB',
+             'disks': [{'size': '32MiB', 'bus': 'sata'}, {'volume': 'kvmtest-fleet-shared.img', 'pool': 'default-pool',
+                                                          'format': 'raw', 'cache': 'none'}],
+             'networks': ['kvmtest-fleet-net', {'name': 'kvmtest-fleet-net', 'mac': '52:54:00:AB:CD:EF',
+                                                'model': 'e1000e'}]}
+    predicted = run_module(kvm_guests.main, fleet([guest]), check_mode=True)
+    assert predicted['guests'][0]['actions'] == {'disk': ['create'], 'disks[0]': ['create'],
+                                                 'domain': ['define', 'start']}, predicted
+    result = run_module(kvm_guests.main, fleet([guest]))
+    assert not result['failed'] and result['guests'][0]['actions'] == predicted['guests'][0]['actions'], result
+    made = conn.storagePoolLookupByName('kvmtest-fleet-pool').storageVolLookupByName('kvmtest-fleet-0-disk1.qcow2')
+    assert made.info()[1] == 32 * 1024 ** 2
+    definition = ET.fromstring(conn.lookupByName('kvmtest-fleet-0').XMLDesc(0))
+    disks = {disk.find('source').get('volume'): disk for disk in definition.findall('devices/disk')}
+    assert sorted(disks) == ['kvmtest-fleet-0-disk1.qcow2', 'kvmtest-fleet-0.qcow2', 'kvmtest-fleet-shared.img']
+    assert disks['kvmtest-fleet-0-disk1.qcow2'].find('target').get('bus') == 'sata'
+    shared = disks['kvmtest-fleet-shared.img']
+    assert shared.find('driver').get('cache') == 'none' and shared.find('driver').get('type') == 'raw'
+    nics = definition.findall('devices/interface')
+    assert nics[1].find('mac').get('address') == '52:54:00:ab:cd:ef' and nics[1].find('model').get('type') == 'e1000e'
+    assert result['guests'][0]['macs'][1] == '52:54:00:ab:cd:ef'
+    assert not run_module(kvm_guests.main, fleet([guest]))['changed']
+    # removed with its storage: the disks the fleet made go, the volume it was given stays
+    gone = run_module(kvm_guests.main, fleet([{'name': 'kvmtest-fleet-0', 'state': 'absent', 'remove_storage': True,
+                                               'disks': guest['disks']}]))
+    assert not gone['failed'], gone
+    assert 'kvmtest-fleet-0-disk1.qcow2' not in conn.storagePoolLookupByName('kvmtest-fleet-pool').listVolumes()
+    assert 'kvmtest-fleet-shared.img' in pool.listVolumes()  # given, not made: kept, and said so
+    assert 'kvmtest-fleet-shared.img: not a volume kvm_guests made' in str(gone['warnings'])
+
+
+def test_extra_disks_and_networks_are_checked_before_anything_changes(conn, run_module):
+    bad = [{'name': 'kvmtest-fleet-a', 'disks': [{'size': '1GiB', 'volume': 'x.qcow2'}]},
+           {'name': 'kvmtest-fleet-b', 'disks': [{'size': 'lots'}]},
+           {'name': 'kvmtest-fleet-c', 'networks': [{'mac': '52:54:00:00:00:01'}]},
+           {'name': 'kvmtest-fleet-d', 'networks': [{'name': 'kvmtest-fleet-net', 'mac': 'nope', 'colour': 1}]},
+           {'name': 'kvmtest-fleet-e', 'networks': [{'name': 'kvmtest-nowhere'}]}]
+    result = run_module(kvm_guests.main, fleet(bad))
+    assert result['failed'] and not result['changed']
+    for words in ('guests[0] (kvmtest-fleet-a): disks[0]: give exactly one of size',
+                  'guests[1] (kvmtest-fleet-b): disks[0].size',
+                  'guests[2] (kvmtest-fleet-c): networks[0].name: required',
+                  "guests[3] (kvmtest-fleet-d): networks[0].mac: 'nope' is not a MAC address",
+                  'guests[3] (kvmtest-fleet-d): networks[0]: unknown key(s) colour',
+                  'guests[4] (kvmtest-fleet-e): unknown network kvmtest-nowhere'):
+        assert words in result['msg'], result['msg']
+    assert domain_names(conn) == []
