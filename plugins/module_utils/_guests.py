@@ -407,8 +407,8 @@ class Fleet:
 
     def converge_pool(self) -> None:
         pool = self.pool
-        if not pool or not pool.get('manage', True) or not any(d['disk'] or d['seed'] or d['data']
-                                                                for _g, d in self.guests):
+        needed = any(derived['disk'] or derived['seed'] or derived['data'] for _guest, derived in self.guests)
+        if not pool or not pool.get('manage', True) or not needed:
             return
         params = completed(pool_options(), {'name': pool['name'], 'type': 'dir', 'target': {'path': pool['path']},
                                             'state': 'active', 'autostart': pool['autostart']}, f"pool {pool['name']}")
