@@ -24,6 +24,10 @@ options:
         nothing either is an error that names it, before anything changes.
       - A patch can reach anything in the definition, so on a running domain M(hypervisor.kvm.kvm_domain)
         reports C(restart_required) while the running guest lacks what a patch asks for.
+      - Write values as libvirt writes them back. A value libvirt rewrites (a machine alias such
+        as V(pc), which it stores as C(pc-i440fx-7.2)) differs from the definition again on every
+        run; the options that cover it (O(hypervisor.kvm.kvm_domain#module:machine)) know
+        libvirt's spelling.
     type: list
     elements: dict
     suboptions:

@@ -97,7 +97,8 @@ def check_host_routes(network, definition) -> None:
 def plan_live_updates(network, before: Observed, plan: Plan) -> bool:
     """Hosts, ranges and DNS entries of a running network change with virNetworkUpdate
     (live and persistent together) when nothing else changed."""
-    desired = plan.desired
+    # with xml_patches, what the patches changed is only in the definition to write
+    desired = plan.merged if network.params.get('xml_patches') else plan.desired
     if not before.active or network.runs_older_definition(before, before.xml):
         return False
     lists = frozenset(LIVE_SECTIONS)

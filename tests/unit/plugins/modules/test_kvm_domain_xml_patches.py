@@ -102,3 +102,25 @@ def test_a_running_guest_is_told_to_restart_for_a_patch_it_does_not_have_yet(con
     assert restarted['changed'] and restarted['restart_required'] is False, restarted
     again = run_module(kvm_domain.main, patched)
     assert not again['changed'] and again['restart_required'] is False, again
+
+
+def test_kvm_network_and_kvm_pool_take_them_too(conn, run_module):
+    from ansible_collections.hypervisor.kvm.plugins.modules import kvm_network, kvm_pool  # pylint: disable=import-outside-toplevel
+
+    # defined, not started: the test driver reads a running network's live definition only (the
+    # kvm_network integration target checks a running one against the real libvirtd)
+    network = {'uri': 'test:///default', 'name': 'kvmtest-patch-net', 'forward': 'nat', 'bridge': 'kvmtpatch0',
+               'ipv4': {'address': '10.199.0.1', 'prefix': 24}, 'state': 'present'}
+    run_module(kvm_network.main, network)
+    patched = dict(network, xml_patches=[{'xpath': './mtu', 'attribute': 'size', 'value': '9000'}])
+    result = run_module(kvm_network.main, patched)
+    assert result['changed'] and result['actions'] == ['define'], result
+    assert "<mtu size='9000'/>" in conn.networkLookupByName('kvmtest-patch-net').XMLDesc(0)
+    assert not run_module(kvm_network.main, patched)['changed']
+    pool = {'uri': 'test:///default', 'name': 'kvmtest-patch-pool', 'type': 'dir',
+            'target': {'path': '/var/tmp/kvmtest-patch-pool'}, 'state': 'present',
+            'xml_patches': [{'xpath': './target', 'xml': '<permissions><mode>0750</mode></permissions>'}]}
+    result = run_module(kvm_pool.main, pool)
+    assert result['changed'] and not result['failed'], result
+    assert '<mode>0750</mode>' in conn.storagePoolLookupByName('kvmtest-patch-pool').XMLDesc(0)
+    assert not run_module(kvm_pool.main, pool)['changed']
