@@ -298,6 +298,9 @@ class Domain(Resource):
         return bool(differences)
 
     define_after_live = True
+    # with remove_storage: a caller's rule, source -> the reason to keep that disk, or None
+    # (kvm_guests keeps what it did not make)
+    keep_storage = None
 
     def plan_live_updates(self, before: Observed, plan: Plan) -> bool:
         """With ``live: true``, apply to the running guest what it can take without a restart.

@@ -52,19 +52,16 @@ def removable_storage(domain, before: Observed, plan: Plan, bases: dict) -> list
         definition = before.xml
     mine = [source for source in disk_sources(definition)
             if source['device'] == 'disk' and not source['shareable'] and (source['path'] or source['volume'])]
-    keep = getattr(domain, 'keep_storage', None)  # a caller's own rule (kvm_guests: what it did not make)
     kept = plan.extra['kept_storage']
     for source in list(mine):
-        reason = keep(source) if keep else None
+        reason = domain.keep_storage(source) if domain.keep_storage else None
         if reason:
             mine.remove(source)
             kept.append({'path': storage_path(domain, source), 'reason': reason})
     mine += [{'device': 'disk', 'path': overlay, 'pool': None, 'volume': None, 'shareable': False}
              for overlay in sorted(bases)]
     if not mine:
-        for entry in kept:
-            plan.warnings.append(f"kept {entry['path']}: {entry['reason']}")
-        return []
+        return without_kept(mine, kept, plan)
     for source in mine:
         source['resolved'] = storage_path(domain, source)
     elsewhere = set()
@@ -82,6 +79,11 @@ def removable_storage(domain, before: Observed, plan: Plan, bases: dict) -> list
         others = [name for name in users.get(path, []) if volume_path(domain, name) not in leaving]
         if others:
             kept.append({'path': path, 'reason': f"the backing file of {', '.join(others)}"})
+    return without_kept(mine, kept, plan)
+
+
+def without_kept(mine: list, kept: list, plan: Plan) -> list:
+    """``mine`` but what is kept, each kept one said in a warning."""
     for entry in kept:
         plan.warnings.append(f"kept {entry['path']}: {entry['reason']}")
     kept_paths = {entry['path'] for entry in kept}

@@ -10,9 +10,8 @@ import re
 from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import mac_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_options import domain_options
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
+from ansible_collections.hypervisor.kvm.plugins.module_utils._options import typed_union
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import disk_size
-
-NETWORK_KEYS = ('name', 'mac', 'model')
 
 
 def guest_disk_options() -> dict:
@@ -77,30 +76,18 @@ def made_here(guest: str, source: dict, pool: str | None) -> bool:
 
 def network_entries(guest: dict, defaults: dict) -> tuple:
     """(entries, problems): each of a guest's networks as {name, mac, model}; an entry is a
-    network name or a dict of those keys."""
+    network name or a dict of those keys (the ``guest_network`` shorthand-or-dict option)."""
     entries, problems = [], []
     for index, entry in enumerate(guest.get('networks') or defaults.get('networks') or []):
         where = f'networks[{index}]'
-        if isinstance(entry, str):
-            entries.append({'name': entry, 'mac': None, 'model': None})
+        try:
+            entry = typed_union('guest_network', entry, where)
+            if entry['mac'] is not None:
+                entry['mac'] = mac_address(entry['mac'], f'{where}.mac')
+        except KvmError as err:
+            problems.append(err.msg)
             continue
-        if not isinstance(entry, dict):
-            problems.append(f'{where}: a network name or a dict of name, mac and model, got {type(entry).__name__}')
-            continue
-        unknown = sorted(set(entry) - set(NETWORK_KEYS))
-        if unknown:
-            known = ', '.join(NETWORK_KEYS)
-            problems.append(f"{where}: unknown key(s) {', '.join(map(str, unknown))} (known: {known})")
-        if not isinstance(entry.get('name'), str) or not entry.get('name'):
-            problems.append(f'{where}.name: required (the libvirt network)')
-            continue
-        mac = None
-        if entry.get('mac') is not None:
-            try:
-                mac = mac_address(entry['mac'], f'{where}.mac')
-            except KvmError as err:
-                problems.append(err.msg)
-        entries.append({'name': entry['name'], 'mac': mac, 'model': entry.get('model')})
+        entries.append(entry)
     return entries, problems
 
 

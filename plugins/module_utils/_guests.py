@@ -387,9 +387,12 @@ class Fleet:
             raise failure from None
         return self.result()
 
-    def step(self, resource_class, params: dict, label: str) -> dict:
-        """One resource converged by the engine; its diff kept when it changed something."""
+    def step(self, resource_class, params: dict, label: str, **hooks) -> dict:
+        """One resource converged by the engine; its diff kept when it changed something.
+        ``hooks`` set the resource's hook attributes (a domain's ``keep_storage``)."""
         resource = resource_class(self.conn, params, self.check_mode, self.shared, self.diff)
+        for attribute, value in hooks.items():
+            setattr(resource, attribute, value)
         return self.concluded(resource, resource.prepare(), label)
 
     def concluded(self, resource, plan, label: str) -> dict:
@@ -524,12 +527,14 @@ class Fleet:
         remove = guest.get('remove_storage')
         params = completed(domain_options(), {'name': name, 'state': 'absent', 'remove_storage': remove},
                            f'guest {name}: domain')
-        domain = Domain(self.conn, params, self.check_mode, self.shared, self.diff)
         pool = (self.pool or {}).get('name')
-        domain.keep_storage = lambda source: None if made_here(name, source, pool) else (
-            'not a volume kvm_guests made for this guest (its disk, seed or a disks item with size); '
-            'remove it with kvm_volume')
-        self.record(name, 'domain', self.concluded(domain, domain.prepare(), f'guest {name}: domain'))
+
+        def keep(source):
+            if made_here(name, source, pool):
+                return None
+            return ('not a volume kvm_guests made for this guest (its disk, seed or a disks item with size); '
+                    'remove it with kvm_volume')
+        self.record(name, 'domain', self.step(Domain, params, f'guest {name}: domain', keep_storage=keep))
         if remove and self.pool:
             made = [(key, volume) for key, volume, _format, _size in made_disks(guest)]
             for kind, volume in [('disk', f'{name}.qcow2'), ('seed', f'{name}-seed.iso')] + made:

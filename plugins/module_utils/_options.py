@@ -36,6 +36,11 @@ FORWARDER_SPEC = dict(
     addr=dict(type='str'),
     domain=dict(type='str'),
 )
+GUEST_NETWORK_SPEC = dict(
+    name=dict(type='str', required=True),
+    mac=dict(type='str'),
+    model=dict(type='str'),
+)
 
 
 def xml_patches_option() -> dict:
@@ -70,6 +75,7 @@ UNIONS = {
     'console': (CONSOLE_SPEC, _console_word, 'a boolean'),
     'bridge': (BRIDGE_SPEC, _name_word, 'a bridge name'),
     'forwarder': (FORWARDER_SPEC, _addr_word, 'an address'),
+    'guest_network': (GUEST_NETWORK_SPEC, _name_word, 'a network name'),
 }
 
 

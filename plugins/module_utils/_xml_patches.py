@@ -101,7 +101,7 @@ class Patch:
         made = CREATABLE.match(step)
         if not parents:
             raise KvmError(f"{self.where}: {self.xpath!r} matches nothing in the definition, and neither does its "
-                           f"parent {display_parent(self.xpath)!r}, so there is nowhere to create it")
+                           f"parent {split_last(self.xpath.strip())[0]!r}, so there is nowhere to create it")
         if made is None or len(parents) != 1:
             reason = (f'its last step {step!r} is not a plain element name' if made is None
                       else f'its parent matches {len(parents)} elements')
@@ -148,10 +148,6 @@ def split_last(path: str) -> tuple:
         elif char == '/' and depth == 0:
             return path[:index] or '.', path[index + 1:]
     return '.', path
-
-
-def display_parent(xpath: str) -> str:
-    return split_last(xpath.strip())[0]
 
 
 def checked_patches(items: list, root_tag: str) -> list:

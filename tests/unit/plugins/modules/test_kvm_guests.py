@@ -290,15 +290,17 @@ def test_extra_disks_and_networks_are_checked_before_anything_changes(conn, run_
     bad = [{'name': 'kvmtest-fleet-a', 'disks': [{'size': '1GiB', 'volume': 'x.qcow2'}]},
            {'name': 'kvmtest-fleet-b', 'disks': [{'size': 'lots'}]},
            {'name': 'kvmtest-fleet-c', 'networks': [{'mac': '52:54:00:00:00:01'}]},
-           {'name': 'kvmtest-fleet-d', 'networks': [{'name': 'kvmtest-fleet-net', 'mac': 'nope', 'colour': 1}]},
+           {'name': 'kvmtest-fleet-d', 'networks': [{'name': 'kvmtest-fleet-net', 'mac': 'nope'},
+                                                    {'name': 'kvmtest-fleet-net', 'colour': 1}, 7]},
            {'name': 'kvmtest-fleet-e', 'networks': [{'name': 'kvmtest-nowhere'}]}]
     result = run_module(kvm_guests.main, fleet(bad))
     assert result['failed'] and not result['changed']
     for words in ('guests[0] (kvmtest-fleet-a): disks[0]: give exactly one of size',
                   'guests[1] (kvmtest-fleet-b): disks[0].size',
-                  'guests[2] (kvmtest-fleet-c): networks[0].name: required',
+                  'guests[2] (kvmtest-fleet-c): networks[0]: missing required arguments: name',
                   "guests[3] (kvmtest-fleet-d): networks[0].mac: 'nope' is not a MAC address",
-                  'guests[3] (kvmtest-fleet-d): networks[0]: unknown key(s) colour',
+                  'guests[3] (kvmtest-fleet-d): networks[1]: unknown key(s) colour',
+                  'guests[3] (kvmtest-fleet-d): networks[2]: expected a network name, or a dict with mac, model, name',
                   'guests[4] (kvmtest-fleet-e): unknown network kvmtest-nowhere'):
         assert words in result['msg'], result['msg']
     assert domain_names(conn) == []
