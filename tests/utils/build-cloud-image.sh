@@ -3,20 +3,24 @@
 # Builds a Debian 12 (bookworm, the default) or Debian 13 (trixie) cloud-style qcow2 image from
 # Debian's package repositories, no image download: mmdebstrap makes the root filesystem, then
 # the disk is put together in a plain file, without loop devices or mounts:
-#   - an MBR partition table (sfdisk on the file) with one ext4 partition at 1 MiB, filled by
-#     `mkfs.ext4 -d ROOTDIR -E offset=1048576` (a fixed filesystem UUID, named in /etc/fstab);
-#   - GRUB for BIOS inside the image: boot.img in sector 0 (the partition table stays) and a
-#     core.img made by the image's own grub-mkimage in sectors 1 to 2047; it reads
-#     (hd0,msdos1)/boot/grub/grub.cfg, which boots /vmlinuz and /initrd.img at once (timeout 0,
+#   - a GPT (sfdisk on the file), hybrid as distribution cloud images are: a 1 MiB BIOS boot
+#     partition at 1 MiB, a 32 MiB EFI system partition (FAT, made with mkfs.fat and filled with
+#     mtools), and the ext4 root filesystem to the end, filled by `mkfs.ext4 -d ROOTDIR -E offset=`
+#     (a fixed filesystem UUID, named in /etc/fstab);
+#   - GRUB for BIOS: boot.img in the protective MBR, told where core.img starts, and core.img in
+#     the BIOS boot partition (what grub-bios-setup does on a block device); GRUB for UEFI:
+#     /EFI/BOOT/BOOTX64.EFI on the ESP. Both are made by the image's own grub-mkimage with an
+#     embedded configuration that finds the root filesystem by its UUID; both read
+#     /boot/grub/grub.cfg, which boots /vmlinuz and /initrd.img at once (timeout 0,
 #     `root=UUID=... ro console=tty0 console=ttyS0,115200 net.ifnames=0`); /vmlinuz and
 #     /initrd.img follow kernel upgrades, so no update-grub is needed;
 #   - converted to a zstd-compressed qcow2 of 2 GiB virtual size (about 220 MB).
-# So it boots from its own disk like a distribution cloud image (SeaBIOS; no <kernel> in the
-# domain). Inside: systemd with dbus, cloud-init (datasource_list: [ NoCloud, None ]),
+# So it boots from its own disk like a distribution cloud image, under SeaBIOS and under OVMF
+# (no <kernel> in the domain). Inside: systemd with dbus, cloud-init (datasource_list: [ NoCloud, None ]),
 # openssh-server, python3, sudo, qemu-guest-agent (udev starts it when the
 # org.qemu.guest_agent.0 channel appears), ifupdown with isc-dhcp-client, cloud-guest-utils,
 # fdisk and e2fsprogs (cloud-init grows the partition and the filesystem to the disk), locales
-# (C.UTF-8 is the default, so cloud-init generates none), grub-pc-bin and linux-image-amd64
+# (C.UTF-8 is the default, so cloud-init generates none), grub-pc-bin, grub-efi-amd64-bin and linux-image-amd64
 # (linux-image-cloud-amd64 has no AHCI driver: it cannot read the seed on the SATA CD-ROM of a
 # q35 guest). The initramfs holds only the virtio, virtio-scsi, SATA/IDE disk and ext4 drivers
 # (7 MB instead of 36 MB: TCG unpacks and probes it faster).
@@ -102,6 +106,12 @@ CACHE_DIR=${cache_arg:-${CLOUD_IMAGE_CACHE:-/var/cache/hypervisor-kvm-tests/clou
 MIRROR=${CLOUD_IMAGE_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${CLOUD_IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 DISK_SIZE_MIB=2048
+# The partitions, in 512-byte sectors (see "the disk" below).
+BIOS_BOOT_START=2048
+BIOS_BOOT_SECTORS=2048
+ESP_START=4096
+ESP_SECTORS=65536
+ROOT_START=69632
 # Fixed, so that the build is repeatable; every guest of the image shares it, as with any
 # distribution cloud image (the guest's disk is its own overlay).
 ROOT_UUID=6c1d0a3e-5e2b-4f7a-9a51-2d8c3f0b7e10
@@ -112,7 +122,7 @@ PACKAGES=(
     qemu-guest-agent                          # virsh domifaddr --source agent, fs freeze, ...
     ifupdown isc-dhcp-client netbase iproute2  # cloud-init renders /etc/network/interfaces.d
     locales procps
-    linux-image-amd64 grub-pc-bin             # the kernel (with AHCI, for the seed CD-ROM), GRUB
+    linux-image-amd64 grub-pc-bin grub-efi-amd64-bin  # the kernel (AHCI, for the seed CD-ROM), GRUB for BIOS and UEFI
 )
 # Left out of the image (dpkg path-exclude: kept in /etc/dpkg/dpkg.cfg.d for later installs).
 DPKG_OPTS=(
@@ -204,7 +214,7 @@ start=$(date +%s%N)
 
 # ---- build dependencies, only the missing ones -----------------------------------------------
 missing=()
-for package in mmdebstrap fdisk e2fsprogs qemu-utils apt-utils; do
+for package in mmdebstrap fdisk e2fsprogs qemu-utils apt-utils dosfstools mtools; do
     status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null || true)
     [ "${status:0:2}" = "ii" ] || missing+=("$package")
 done
@@ -329,15 +339,19 @@ grub_dpkg:
   enabled: false
 EOF
 
-# ---- GRUB: configuration, modules and core.img from the image's own grub-pc-bin ---------------
+# ---- GRUB for BIOS and UEFI: configuration, modules and images from the image's own GRUB -------
+# Both GRUBs find the root filesystem by its UUID (an embedded early configuration), so neither
+# depends on how the firmware numbers the disks (the seed CD-ROM comes first under UEFI).
 mkdir -p "$root/boot/grub"
 cp -a "$root/usr/lib/grub/i386-pc" "$root/boot/grub/"
+cp -a "$root/usr/lib/grub/x86_64-efi" "$root/boot/grub/"
 cat >"$root/boot/grub/grub.cfg" <<EOF
 # Written by tests/utils/build-cloud-image.sh (no update-grub: /vmlinuz and /initrd.img follow
 # kernel upgrades).
-serial --unit=0 --speed=115200
-terminal_input serial console
-terminal_output serial console
+if serial --unit=0 --speed=115200; then
+    terminal_input serial console
+    terminal_output serial console
+fi
 set default=0
 set timeout=0
 menuentry 'Debian GNU/Linux $RELEASE ($FLAVOR image)' {
@@ -345,16 +359,26 @@ menuentry 'Debian GNU/Linux $RELEASE ($FLAVOR image)' {
     initrd /initrd.img
 }
 EOF
-chroot "$root" /usr/bin/grub-mkimage -O i386-pc -d /usr/lib/grub/i386-pc \
-    -p '(hd0,msdos1)/boot/grub' -o /boot/grub/i386-pc/core.img \
-    biosdisk part_msdos ext2 normal linux boot configfile serial terminal echo test search \
-    || die "grub-mkimage failed"
+cat >"$root/boot/grub/early.cfg" <<EOF
+search --no-floppy --fs-uuid --set=root $ROOT_UUID
+set prefix=(\$root)/boot/grub
+EOF
+GRUB_MODULES="part_gpt ext2 normal linux boot configfile serial terminal echo test search search_fs_uuid"
+# shellcheck disable=SC2086  # GRUB_MODULES is a list of words
+chroot "$root" /usr/bin/grub-mkimage -O i386-pc -d /usr/lib/grub/i386-pc -c /boot/grub/early.cfg \
+    -p /boot/grub -o /boot/grub/i386-pc/core.img biosdisk $GRUB_MODULES \
+    || die "grub-mkimage (i386-pc) failed"
+# shellcheck disable=SC2086
+chroot "$root" /usr/bin/grub-mkimage -O x86_64-efi -d /usr/lib/grub/x86_64-efi -c /boot/grub/early.cfg \
+    -p /boot/grub -o /boot/grub/x86_64-efi/BOOTX64.EFI $GRUB_MODULES efi_gop \
+    || die "grub-mkimage (x86_64-efi) failed"
 core=$root/boot/grub/i386-pc/core.img
 core_size=$(stat -c %s "$core")
-# core.img lives in sectors 1..2047, before the partition.
-[ "$core_size" -le $(((2048 - 1) * 512)) ] || die "core.img ($core_size bytes) does not fit before 1 MiB"
+# core.img lives in the BIOS boot partition.
+[ "$core_size" -le $((BIOS_BOOT_SECTORS * 512)) ] || die "core.img ($core_size bytes) does not fit its partition"
 cp "$root/usr/lib/grub/i386-pc/boot.img" "$work/boot.img"
 cp "$core" "$work/core.img"
+cp "$root/boot/grub/x86_64-efi/BOOTX64.EFI" "$work/BOOTX64.EFI"
 
 kver=$(readlink "$root/vmlinuz")
 kver=${kver##*/vmlinuz-}
@@ -362,18 +386,47 @@ if [ ! -e "$root/boot/vmlinuz-$kver" ] || [ ! -e "$root/initrd.img" ]; then
     die "no /vmlinuz or /initrd.img in the root filesystem"
 fi
 
-# ---- the disk: MBR, ext4 at 1 MiB filled from the directory, GRUB before it -------------------
+# ---- the disk: GPT with a BIOS boot partition, an EFI system partition and ext4 -----------------
+# Sectors of 512 bytes: 2048-4095 the BIOS boot partition (GRUB's core.img), then the ESP (FAT,
+# /EFI/BOOT/BOOTX64.EFI: the removable-media path every UEFI firmware boots), then the root
+# filesystem to the end (cloud-init's growpart grows it, the last partition, to the disk).
 raw=$work/disk.raw
 truncate -s "${DISK_SIZE_MIB}M" "$raw"
-printf 'label: dos\nunit: sectors\n\nstart=2048, type=83, bootable\n' | sfdisk --quiet "$raw" >&2
-mkfs.ext4 -q -F -L cloudimg-rootfs -U "$ROOT_UUID" -E offset=1048576,nodiscard -d "$root" \
-    "$raw" "$(((DISK_SIZE_MIB - 1) * 1024))k" >&2
-# boot.img's code only (440 bytes: the disk signature and the partition table stay); its
-# kernel sector is 1, where core.img goes; its first sector's block list points at sector 2.
+{
+    printf 'label: gpt\nunit: sectors\n\n'
+    printf 'start=%s, size=%s, type=21686148-6449-6E6F-744E-656564454649, name=bios\n' \
+        "$BIOS_BOOT_START" "$BIOS_BOOT_SECTORS"
+    printf 'start=%s, size=%s, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp\n' "$ESP_START" "$ESP_SECTORS"
+    printf 'start=%s, type=0FC63DAF-8483-4772-8E47-7D2E2D4A3F85, name=root\n' "$ROOT_START"
+} | sfdisk --quiet "$raw" >&2
+root_sectors=$(sfdisk --json "$raw" | python3 -c "import json, sys
+print(next(p['size'] for p in json.load(sys.stdin)['partitiontable']['partitions'] if p['start'] == $ROOT_START))")
+mkfs.ext4 -q -F -L cloudimg-rootfs -U "$ROOT_UUID" -E offset=$((ROOT_START * 512)),nodiscard -d "$root" \
+    "$raw" "$((root_sectors / 2))k" >&2
+# The ESP, made as a file and written into place.
+esp=$work/esp.img
+truncate -s $((ESP_SECTORS * 512)) "$esp"
+mkfs.fat -F 16 -n ESP -i 6c1d0a3e "$esp" >/dev/null
+MTOOLS_SKIP_CHECK=1 mmd -i "$esp" ::/EFI ::/EFI/BOOT
+MTOOLS_SKIP_CHECK=1 mcopy -i "$esp" "$work/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+dd if="$esp" of="$raw" bs=512 seek="$ESP_START" conv=notrunc status=none
+# BIOS: boot.img's code in the protective MBR (440 bytes: the disk signature and the partition
+# table stay), told where core.img starts (its kernel sector, 8 bytes at 0x5c); core.img in the
+# BIOS boot partition, its first sector's block list told where the rest of it starts (8 bytes
+# at 0x1f4). grub-bios-setup does both on a block device; this is a plain file.
+le64() {
+    local value=$1 i
+    for i in 0 1 2 3 4 5 6 7; do
+        # shellcheck disable=SC2059  # an octal escape built on purpose
+        printf "\\$(printf '%03o' $(((value >> (8 * i)) & 255)))"
+    done
+}
 dd if="$work/boot.img" of="$raw" bs=440 count=1 conv=notrunc status=none
+le64 "$BIOS_BOOT_START" | dd of="$raw" bs=1 seek=$((0x5c)) count=8 conv=notrunc status=none
 # As grub-bios-setup does for a hard disk: no check of the BIOS boot drive number (nop nop).
 printf '\x90\x90' | dd of="$raw" bs=1 seek=102 count=2 conv=notrunc status=none
-dd if="$work/core.img" of="$raw" bs=512 seek=1 conv=notrunc status=none
+le64 $((BIOS_BOOT_START + 1)) | dd of="$work/core.img" bs=1 seek=$((0x1f4)) count=8 conv=notrunc status=none
+dd if="$work/core.img" of="$raw" bs=512 seek="$BIOS_BOOT_START" conv=notrunc status=none
 log "disk written ($(elapsed "$start") s), compressing it into qcow2"
 
 # zstd compresses 7 times faster than qcow2's default zlib (QEMU 5.1 and later read it).
