@@ -136,11 +136,17 @@ class DomainBuilder:
         firmware = params.get('firmware')
         if firmware == 'efi':
             os_element.set('firmware', 'efi')
-            if params.get('secure_boot') is not None:
+            secure = params.get('secure_boot')
+            if secure is None and current is None:
+                # A new definition without secure_boot gets a firmware without Secure Boot: left to
+                # itself, libvirt picks one with Microsoft's keys enrolled, which refuses an
+                # unsigned boot loader. Existing definitions keep what they have.
+                secure = False
+            if secure is not None:
+                enabled = 'yes' if secure else 'no'
                 fw = _xml.sub_element(os_element, 'firmware')
-                _xml.sub_element(fw, 'feature', enabled='yes' if params['secure_boot'] else 'no', name='secure-boot')
-                _xml.sub_element(fw, 'feature', enabled='yes' if params['secure_boot'] else 'no',
-                                 name='enrolled-keys')
+                _xml.sub_element(fw, 'feature', enabled=enabled, name='secure-boot')
+                _xml.sub_element(fw, 'feature', enabled=enabled, name='enrolled-keys')
         elif params.get('secure_boot'):
             raise KvmError('secure_boot: needs firmware: efi')
         boot = params.get('boot') or {}

@@ -110,7 +110,11 @@ options:
     type: str
     choices: [bios, efi]
   secure_boot:
-    description: With O(firmware=efi), ask for a Secure Boot firmware with enrolled keys.
+    description:
+      - With O(firmware=efi), V(true) asks for a Secure Boot firmware with enrolled keys, V(false) for
+        one without Secure Boot.
+      - Unset, a new definition gets V(false) (libvirt on its own picks a firmware with Microsoft's keys
+        enrolled, which refuses an unsigned boot loader); an existing definition keeps its firmware.
     type: bool
   boot:
     description: Boot order, or direct kernel boot.

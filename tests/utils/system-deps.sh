@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
     # libvirt and QEMU: the daemon the integration tests and Molecule scenarios talk to
     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+    # UEFI firmware and the emulated TPM (kvm_domain's firmware: efi and tpm; the UEFI guest test)
+    ovmf swtpm swtpm-tools
     # libvirt networks: DHCP/DNS and NAT rules
     dnsmasq-base iptables
     # pip builds libvirt-python from source
@@ -18,6 +20,8 @@ packages=(
     shellcheck
     # the Debian cloud image (build-cloud-image.sh): root filesystem, partition table, ext4
     mmdebstrap fdisk e2fsprogs
+    # ... and its EFI system partition (FAT, filled without a mount)
+    dosfstools mtools
     # the test sshd of qemu+ssh:// (remote-ssh.sh); its own service is not started (below)
     openssh-server
 )

@@ -38,6 +38,10 @@ def domain_state(conn, name='kvmtest-dom'):
     ({}, 'os/boot', {'dev': 'hd'}),
     ({'firmware': 'efi'}, 'os', {'firmware': 'efi'}),
     ({'firmware': 'efi', 'secure_boot': True}, 'features/smm', {'state': 'on'}),
+    # A new UEFI definition without secure_boot asks for a firmware without Secure Boot.
+    ({'firmware': 'efi'}, "os/firmware/feature[@name='secure-boot']", {'enabled': 'no'}),
+    ({'firmware': 'efi'}, "os/firmware/feature[@name='enrolled-keys']", {'enabled': 'no'}),
+    ({'firmware': 'efi', 'secure_boot': True}, "os/firmware/feature[@name='secure-boot']", {'enabled': 'yes'}),
     ({'cpu': {'mode': 'host-passthrough'}}, 'cpu', {'mode': 'host-passthrough'}),
     ({'cpu': {'model': 'Skylake-Client'}}, 'cpu/model', ('Skylake-Client', {'fallback': 'allow'})),
     ({'vcpus': 4, 'cpu': {'mode': 'host-model', 'sockets': 1, 'cores': 2, 'threads': 2}}, 'cpu/topology',
@@ -288,3 +292,14 @@ def test_an_existing_guest_without_cpu_keeps_its_cpu(conn, run_module):
     assert '<cpu' not in conn.lookupByName('kvmtest-dom').XMLDesc(0)
     custom = run_module(kvm_domain.main, dom(cpu={'mode': 'custom', 'model': 'qemu64'}))
     assert custom['changed'] and built(custom).find('cpu/model').text == 'qemu64'
+
+
+def test_an_existing_uefi_guest_without_secure_boot_keeps_its_firmware(conn, run_module):
+    # defined with firmware='efi' and no feature list (as by an earlier release): not drift
+    conn.defineXML("<domain type='qemu'><name>kvmtest-dom</name><memory unit='MiB'>128</memory>"
+                   "<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type></os>"
+                   "<features><acpi/><apic/></features></domain>")
+    before = conn.lookupByName('kvmtest-dom').XMLDesc(0)
+    result = run_module(kvm_domain.main, dom(firmware='efi'))
+    assert not result['changed'] and not result['restart_required'], result
+    assert conn.lookupByName('kvmtest-dom').XMLDesc(0) == before
