@@ -24,6 +24,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_metadata im
     authoritative_paths,
     live_metadata_calls,
 )
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_options import TUNING
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import is_error, libvirt, xml_desc
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
@@ -47,6 +48,15 @@ RESTART_RELEVANT = (
     ('devices/interface/source', ('network', 'bridge', 'dev', 'mode'), False),
     ('devices/interface/model', ('type',), False),
     ('devices/graphics', ('type',), False), ('devices/tpm', ('model',), False), ('devices/rng', ('model',), False),
+    ('memoryBacking', (), False), ('memoryBacking/hugepages', (), False),
+    ('memoryBacking/hugepages/page', ('size',), False),
+    ('memoryBacking/source', ('type',), False), ('memoryBacking/access', ('mode',), False),
+    ('memoryBacking/locked', (), False), ('cpu/numa', (), False), ('cpu/numa/cell', ('cpus', 'memory'), False),
+    ('cputune', (), False), ('cputune/vcpupin', ('vcpu', 'cpuset'), False), ('cputune/emulatorpin', ('cpuset',), False),
+    ('devices/filesystem', (), False), ('devices/filesystem/source', ('dir',), False),
+    ('devices/filesystem/target', ('dir',), False), ('devices/filesystem/readonly', (), False),
+    ('devices/watchdog', ('model', 'action'), False), ('devices/video', (), False),
+    ('devices/video/model', ('type', 'heads', 'vram'), False), ('devices/hostdev', ('type',), False),
 )
 
 
@@ -172,6 +182,11 @@ class Domain(Resource):
             owned.discard('devices/interface')
         self.authoritative = {path: disk_key if path == 'devices/disk' else None for path in sorted(owned)}
         self.authoritative.update(authoritative_paths(params))
+        if any(params.get(option) is not None for option in TUNING):
+            from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_tuning import (  # pylint: disable=import-outside-toplevel
+                owned_paths,
+            )
+            self.authoritative.update(owned_paths(params))
 
     # ---- reading ------------------------------------------------------------------------------
     def read(self, handle) -> Observed:

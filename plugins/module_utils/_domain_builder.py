@@ -14,6 +14,7 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import mac_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_facts import GUEST_AGENT, resolve_machine
 from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_metadata import add_metadata, check_metadata
+from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_options import TUNING
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._host import hardware_virt_mode
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
@@ -70,6 +71,11 @@ class DomainBuilder:
         if params.get('tpm'):
             tpm = _xml.sub_element(devices, 'tpm', model='tpm-crb')
             _xml.sub_element(tpm, 'backend', type='emulator', version='2.0')
+        if any(params.get(option) is not None for option in TUNING):
+            from ansible_collections.hypervisor.kvm.plugins.module_utils._domain_tuning import (  # pylint: disable=import-outside-toplevel
+                add_tuning,  # compiled only when a guest asks for one of them
+            )
+            add_tuning(domain, params, current, self.conn.getLibVersion(), is_local_uri(self.conn.getURI()))
         return domain
 
     def virt_type(self, current) -> str:

@@ -12,8 +12,49 @@ DOMAIN_STATES = ('present', 'running', 'shutdown', 'destroyed', 'paused', 'absen
 # the structured options, which ``xml`` excludes (virt_type too, but it may go with xml)
 STRUCTURED = ('virt_type', 'arch', 'machine', 'memory', 'max_memory', 'vcpus', 'max_vcpus', 'cpu', 'firmware',
               'secure_boot', 'boot', 'disks', 'interfaces', 'graphics', 'console', 'guest_agent', 'rng', 'tpm',
-              'title', 'description', 'metadata')
+              'title', 'description', 'metadata', 'filesystems', 'watchdog', 'video', 'hostdevs', 'memory_backing',
+              'numa', 'cputune')
 VIRT_TYPES = ['auto', 'kvm', 'qemu']
+WATCHDOG_MODELS = ['i6300esb', 'ib700', 'diag288', 'itco']
+WATCHDOG_ACTIONS = ['reset', 'shutdown', 'poweroff', 'pause', 'none', 'dump', 'inject-nmi']
+VIDEO_MODELS = ['virtio', 'qxl', 'vga', 'cirrus', 'bochs', 'ramfb', 'none']
+# Shared folders, devices and tuning (_domain_tuning.py builds them; compiled only when given).
+TUNING = ('memory_backing', 'numa', 'cputune', 'filesystems', 'watchdog', 'video', 'hostdevs')
+
+
+def tuning_options() -> dict:
+    """The argument spec of these options (kvm_domain's, and a kvm_guests guest's)."""
+    return dict(
+        filesystems=dict(type='list', elements='dict', options=dict(
+            source=dict(type='path', required=True), target=dict(type='str', required=True),
+            readonly=dict(type='bool', default=False),
+        )),
+        watchdog=dict(type='dict', options=dict(
+            model=dict(type='str', choices=WATCHDOG_MODELS), action=dict(type='str', choices=WATCHDOG_ACTIONS),
+        )),
+        video=dict(type='dict', options=dict(
+            model=dict(type='str', required=True, choices=VIDEO_MODELS), heads=dict(type='int'),
+            vram=dict(type='str'),
+        )),
+        hostdevs=dict(type='list', elements='dict', options=dict(
+            pci=dict(type='str'), usb=dict(type='dict', options=dict(
+                vendor=dict(type='str', required=True), product=dict(type='str', required=True))),
+            managed=dict(type='bool', default=True),
+        )),
+        memory_backing=dict(type='dict', options=dict(
+            hugepages=dict(type='bool'), hugepage_size=dict(type='str'),
+            source=dict(type='str', choices=['anonymous', 'file', 'memfd']), shared=dict(type='bool'),
+            locked=dict(type='bool'),
+        )),
+        numa=dict(type='list', elements='dict', options=dict(
+            cpus=dict(type='str', required=True), memory=dict(type='str', required=True),
+        )),
+        cputune=dict(type='dict', options=dict(
+            vcpupin=dict(type='list', elements='dict', options=dict(
+                vcpu=dict(type='int', required=True), cpuset=dict(type='str', required=True))),
+            emulatorpin=dict(type='str'),
+        )),
+    )
 
 
 def cpu_options() -> dict:
@@ -62,6 +103,7 @@ def domain_options() -> dict:
         title=dict(type='str'),
         description=dict(type='str'),
         metadata=dict(type='dict'),
+        **tuning_options(),
         xml_patches=xml_patches_option(),
         xml=dict(type='str'),
         autostart=dict(type='bool'),

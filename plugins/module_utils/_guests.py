@@ -68,7 +68,8 @@ OVERLAPPING_ACTIONS = {'define', 'start', 'autostart', 'disable-autostart'}
 STARTS_AT_ONCE = 4
 # kvm_domain's options a guest takes as they are (kvm_domain's spec, kvm_domain's meaning)
 DOMAIN_PASSED = ('machine', 'max_memory', 'firmware', 'secure_boot', 'boot', 'rng', 'tpm', 'title', 'description',
-                 'metadata', 'xml_patches')
+                 'metadata', 'xml_patches', 'filesystems', 'watchdog', 'video', 'hostdevs', 'memory_backing', 'numa',
+                 'cputune')
 SUDO_ALL = 'ALL=(ALL) NOPASSWD:ALL'
 
 

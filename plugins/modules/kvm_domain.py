@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - hypervisor.kvm.requirements
   - hypervisor.kvm.attributes
   - hypervisor.kvm.xml_patches
+  - hypervisor.kvm.domain_tuning
 options:
   name:
     description: Name of the domain. Required unless O(xml) names it.
@@ -370,6 +371,18 @@ EXAMPLES = r'''
       log: /var/log/libvirt/qemu/tiny-console.log
     interfaces:
       - network: default
+    state: running
+
+- name: A guest with a shared folder (virtiofs), a watchdog and pinned vCPUs
+  hypervisor.kvm.kvm_domain:
+    name: build1
+    memory: 2GiB
+    vcpus: 2
+    filesystems:
+      - {source: /srv/src, target: src}    # in the guest: mount -t virtiofs src /mnt
+    watchdog: {model: i6300esb, action: reset}
+    cputune:
+      vcpupin: [{vcpu: 0, cpuset: "2"}, {vcpu: 1, cpuset: "3"}]
     state: running
 
 - name: A guest from a full definition

@@ -315,6 +315,133 @@ options:
             type: str
             choices: [present, absent]
             default: present
+      filesystems:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:filesystems) option.
+        type: list
+        elements: dict
+        suboptions:
+          source:
+            description: The directory on the libvirt host (absolute; it must exist when the URI is local).
+            type: path
+            required: true
+          target:
+            description: The mount tag the guest mounts (no blanks, at most 36 characters).
+            type: str
+            required: true
+          readonly:
+            description:
+              - Share read-only. libvirt before 11.0 cannot make a virtiofs share read-only, so there V(true) is
+                refused before anything changes (not tested on a libvirt that can).
+            type: bool
+            default: false
+      watchdog:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:watchdog) option.
+        type: dict
+        suboptions:
+          model:
+            description: The emulated device (V(i6300esb) when not given; V(itco) is the q35 chipset's own).
+            type: str
+            choices: [i6300esb, ib700, diag288, itco]
+          action:
+            description: What happens when the guest stops feeding it (V(reset) when not given).
+            type: str
+            choices: [reset, shutdown, poweroff, pause, none, dump, inject-nmi]
+      video:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:video) option.
+        type: dict
+        suboptions:
+          model:
+            description: The device model. V(none) gives the guest no video device.
+            type: str
+            required: true
+            choices: [virtio, qxl, vga, cirrus, bochs, ramfb, none]
+          heads:
+            description: Number of screens (1 to 16).
+            type: int
+          vram:
+            description: Video memory, a size such as V(16MiB) (a bare number is KiB).
+            type: str
+      hostdevs:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:hostdevs) option.
+        type: list
+        elements: dict
+        suboptions:
+          pci:
+            description: A PCI address as C(lspci -D) shows it (V(0000:03:00.0); the domain may be left out).
+            type: str
+          usb:
+            description: A USB device, by the ids C(lsusb) shows.
+            type: dict
+            suboptions:
+              vendor:
+                description: Vendor id (V(046d) or V(0x046d)).
+                type: str
+                required: true
+              product:
+                description: Product id.
+                type: str
+                required: true
+          managed:
+            description: libvirt detaches the device from the host's driver at start and gives it back after.
+            type: bool
+            default: true
+      memory_backing:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:memory_backing) option.
+        type: dict
+        suboptions:
+          hugepages:
+            description:
+              - Back the memory with the host's hugepages (of the default size unless
+                O(hypervisor.kvm.kvm_domain#module:memory_backing.hugepage_size)).
+            type: bool
+          hugepage_size:
+            description:
+              - The hugepage size, such as V(2MiB) or V(1GiB) (a bare number is KiB); implies
+                O(hypervisor.kvm.kvm_domain#module:memory_backing.hugepages).
+            type: str
+          source:
+            description: The memory's source.
+            type: str
+            choices: [anonymous, file, memfd]
+          shared:
+            description: Share the memory (C(<access mode='shared'/>)), as virtiofs and vhost-user need.
+            type: bool
+          locked:
+            description: Lock the memory in the host's RAM (never swapped).
+            type: bool
+      numa:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:numa) option.
+        type: list
+        elements: dict
+        suboptions:
+          cpus:
+            description: The cell's vCPUs, as a CPU list (V(0-1), V(0,2)).
+            type: str
+            required: true
+          memory:
+            description: The cell's memory, a size such as V(512MiB) (a bare number is MiB).
+            type: str
+            required: true
+      cputune:
+        description: The M(hypervisor.kvm.kvm_domain) O(hypervisor.kvm.kvm_domain#module:cputune) option.
+        type: dict
+        suboptions:
+          vcpupin:
+            description: One entry per pinned vCPU.
+            type: list
+            elements: dict
+            suboptions:
+              vcpu:
+                description: The vCPU number (from 0).
+                type: int
+                required: true
+              cpuset:
+                description: The host CPUs it may run on, as a CPU list (V(2-3), V(0,4)).
+                type: str
+                required: true
+          emulatorpin:
+            description: The host CPUs QEMU's own threads may run on.
+            type: str
   defaults:
     description: Values for the guests that do not set their own.
     type: dict
