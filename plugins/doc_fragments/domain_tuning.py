@@ -10,8 +10,8 @@ options:
   filesystems:
     description:
       - Shared folders (virtiofs) - a directory of the libvirt host the guest mounts with
-        C(mount -t virtiofs TARGET /mnt). libvirt starts C(virtiofsd) for each (Debian's
-        C(qemu-system-common) ships it).
+        C(mount -t virtiofs TARGET /mnt). libvirt starts C(virtiofsd) for each (on Debian 12 it comes
+        with QEMU; on Debian 13 it is the C(virtiofsd) package).
       - virtiofs needs the guest's memory shared with virtiofsd - without O(memory_backing), the
         guest gets C(memfd) memory with shared access, unless its memory is shared already.
       - Given, the list is authoritative - V([]) removes every share. Shares pair by O(filesystems[].target).
@@ -98,10 +98,13 @@ options:
     type: dict
     suboptions:
       hugepages:
-        description: Back the memory with the host's hugepages (of the default size unless O(memory_backing.hugepage_size)).
+        description:
+          - Back the memory with the host's hugepages (of the default size unless O(memory_backing.hugepage_size)).
         type: bool
       hugepage_size:
-        description: The hugepage size, such as V(2MiB) or V(1GiB) (a bare number is KiB); implies O(memory_backing.hugepages).
+        description:
+          - The hugepage size, such as V(2MiB) or V(1GiB) (a bare number is KiB); implies
+            O(memory_backing.hugepages).
         type: str
       source:
         description: The memory's source.
