@@ -67,7 +67,10 @@ def add_tuning(domain, params: dict, current, lib_version: int, local: bool) -> 
     ``devices`` (``current`` is the definition today, None for a new domain)."""
     shares = params.get('filesystems') or []
     add_memory_backing(domain, params.get('memory_backing'), bool(shares), current)
-    add_numa(domain, params.get('numa'), params.get('vcpus'), params.get('max_vcpus'))
+    count = params.get('max_vcpus') or params.get('vcpus')
+    if not count and current is not None and (current.findtext('vcpu') or '').strip().isdigit():
+        count = int(current.findtext('vcpu').strip())  # the guest's vCPUs as defined today
+    add_numa(domain, params.get('numa'), count)
     add_cputune(domain, params.get('cputune'))
     devices = domain.find('devices')
     if devices is None:
@@ -116,14 +119,13 @@ def shared_already(current) -> bool:
     return access is not None and access.get('mode') == 'shared'
 
 
-def add_numa(domain, cells, vcpus, max_vcpus) -> None:
+def add_numa(domain, cells, count) -> None:
     if cells is None:
         return
     cpu = domain.find('cpu')
     if cpu is None:
         cpu = _xml.sub_element(domain, 'cpu')
     numa = _xml.sub_element(cpu, 'numa')
-    count = max_vcpus or vcpus
     seen = set()
     for index, cell in enumerate(cells):
         where = f'numa[{index}]'

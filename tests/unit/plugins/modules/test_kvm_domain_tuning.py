@@ -92,6 +92,14 @@ def test_an_empty_value_removes_what_the_option_made(conn, run_module, option, e
     assert not run_module(kvm_domain.main, dom())['changed']
 
 
+def test_numa_cells_are_checked_against_the_vcpus_defined_today(conn, run_module):
+    run_module(kvm_domain.main, dom())
+    args = dom(numa=[{'cpus': '0-3', 'memory': '128MiB'}])
+    del args['vcpus']
+    result = run_module(kvm_domain.main, args)
+    assert result['failed'] and 'vCPU 2 does not exist (the guest has 2)' in result['msg'], result.get('msg')
+
+
 def test_a_change_on_a_running_guest_needs_a_restart(conn, run_module):
     run_module(kvm_domain.main, dom(state='running', watchdog={'action': 'reset'}))
     changed = run_module(kvm_domain.main, dom(state='running', watchdog={'action': 'poweroff'}))
