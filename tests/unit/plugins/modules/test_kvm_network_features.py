@@ -3,7 +3,10 @@ on a pool of host devices (macvtap, hostdev), against libvirt's in-process test:
 
 The test driver does not keep libvirt's dnsmasq namespace (only the network driver of a real
 libvirtd does), so a second run of dnsmasq_options is tested by the kvm_network integration target
-(tasks/features.yml); here: the definition written, check mode, the diff and the refusals."""
+(tests/integration/targets/kvm_network/tasks/features.yml); here: the definition written, check
+mode, the diff, the adapter's comparison and the refusals. Nor can the test driver read an active
+network's persistent definition, so changes that need a restart are checked in check mode, or on a
+stopped network."""
 
 import pytest
 
