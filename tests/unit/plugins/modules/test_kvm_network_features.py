@@ -185,8 +185,8 @@ def test_macvtap_on_a_pool_of_host_interfaces(conn, run_module):
 
 
 def test_hostdev_by_pf_or_pci_addresses(conn, run_module):
-    args = {'uri': URI, 'name': NAME, 'forward': {'mode': 'hostdev', 'managed': True,
-                                                   'addresses': ['0000:04:10.1', '04:10.3']}}
+    forward = {'mode': 'hostdev', 'managed': True, 'addresses': ['0000:04:10.1', '04:10.3']}
+    args = {'uri': URI, 'name': NAME, 'forward': forward}
     check = run_module(kvm_network.main, args, check_mode=True)
     assert check['actions'] == ['define']
     result = run_module(kvm_network.main, args)
