@@ -72,8 +72,10 @@ def validate_definition(network, merged, before: Observed, plan: Plan) -> None:
 
 def check_host_paths(network, merged, starts: bool, plan: Plan) -> None:
     """What the definition names on this host: a TFTP root dnsmasq cannot serve makes the start
-    fail (refused when this task starts the network, else a warning), and a macvtap interface
-    that does not exist leaves the guests without a link (a warning: it may appear later)."""
+    fail (refused when this task starts the network, else a warning); a hostdev PCI address that
+    is no SR-IOV virtual function libvirt refuses at once (refused here, so check mode says it
+    too); a macvtap interface that does not exist leaves the guests without a link (a warning:
+    it may appear later)."""
     for tftp in merged.findall('ip/tftp'):
         root = tftp.get('root') or ''
         if not os.path.isdir(root):
@@ -81,6 +83,15 @@ def check_host_paths(network, merged, starts: bool, plan: Plan) -> None:
             if starts:
                 raise KvmError(f'{problem}: create it first. Nothing was changed.')
             plan.warnings.append(f'{problem} when {network.label()} starts')
+    for address in merged.findall('forward/address') if forward_mode(merged) == 'hostdev' else []:
+        try:
+            pci = '{:04x}:{:02x}:{:02x}.{:x}'.format(*(int(address.get(key, '0'), 16)
+                                                      for key in ('domain', 'bus', 'slot', 'function')))
+        except ValueError:
+            continue  # libvirt names it
+        if not os.path.exists(f'/sys/bus/pci/devices/{pci}/physfn'):
+            raise KvmError(f'forward.addresses: {pci} is not an SR-IOV virtual function on this host, which libvirt '
+                           f'refuses in a hostdev network ({network.label()}). Nothing was changed.')
     for interface in merged.findall('forward/interface'):
         dev = interface.get('dev') or ''
         if not os.path.exists(f'/sys/class/net/{dev}'):

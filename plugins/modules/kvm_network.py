@@ -58,12 +58,14 @@ options:
         the SR-IOV physical function whose virtual functions make the pool."
       - "V(hostdev): each guest is given an SR-IOV virtual function as a PCI device. Give C(pf),
         or C(addresses), a list of PCI addresses (V(0000:04:10.1)); C(managed) (bool) has
-        libvirt detach them from the host's driver (libvirt's default is false)."
+        libvirt detach them from the host's driver (libvirt's default is false). libvirt refuses
+        an address that is no SR-IOV virtual function when the definition is written; where it
+        runs on this host, that is refused before anything changes."
       - Networks on host devices have no bridge, addresses, DNS, routes or dnsmasq of their own.
         The macvtap modes with C(interfaces) start without special hardware (libvirt checks
         nothing about the interfaces until a guest connects); V(passthrough) needs SR-IOV
         virtual functions for its guests, a C(pf) needs an SR-IOV capable NIC to start, and
-        V(hostdev) needs SR-IOV hardware for its guests.
+        V(hostdev) needs SR-IOV hardware (a C(pf) network is defined without it).
       - The host interfaces of a running macvtap pool change live (libvirt refuses to remove
         one a running guest uses); any other change of O(forward) needs a restart.
       - A new network without O(forward) is isolated, as in libvirt. The C(mode) alone
@@ -444,7 +446,7 @@ EXAMPLES = r'''
       interfaces: [eno1, eno2]
     state: active
 
-- name: SR-IOV virtual functions given to guests as PCI devices (defined; starts on SR-IOV hardware)
+- name: SR-IOV virtual functions given to guests as PCI devices (needs SR-IOV hardware)
   hypervisor.kvm.kvm_network:
     name: sriov
     forward:
