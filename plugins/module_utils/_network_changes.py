@@ -85,10 +85,10 @@ def check_host_paths(network, merged, starts: bool, plan: Plan) -> None:
             plan.warnings.append(f'{problem} when {network.label()} starts')
     for address in merged.findall('forward/address') if forward_mode(merged) == 'hostdev' else []:
         try:
-            pci = '{:04x}:{:02x}:{:02x}.{:x}'.format(*(int(address.get(key, '0'), 16)
-                                                      for key in ('domain', 'bus', 'slot', 'function')))
+            parts = [int(address.get(key, '0'), 16) for key in ('domain', 'bus', 'slot', 'function')]
         except ValueError:
             continue  # libvirt names it
+        pci = '{:04x}:{:02x}:{:02x}.{:x}'.format(*parts)
         if not os.path.exists(f'/sys/bus/pci/devices/{pci}/physfn'):
             raise KvmError(f'forward.addresses: {pci} is not an SR-IOV virtual function on this host, which libvirt '
                            f'refuses in a hostdev network ({network.label()}). Nothing was changed.')
