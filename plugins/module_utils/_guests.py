@@ -211,7 +211,7 @@ class Fleet:
             else:
                 try:
                     params = checked.validated_parameters
-                    for key, kind in (('bridge', 'bridge'),):
+                    for key, kind in (('bridge', 'bridge'), ('forward', 'forward')):
                         params[key] = typed_union(kind, params.get(key), f'networks[{index}].{key}')
                     if (params.get('dns') or {}).get('forwarders'):
                         params['dns']['forwarders'] = [

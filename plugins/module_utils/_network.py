@@ -10,21 +10,27 @@ from __future__ import annotations
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts import (
+    DNSMASQ_OPTION,
+    DNSMASQ_OPTIONS,
     bridge_name,
     definition_facts,
     inactive_xml,
+    name_dnsmasq_prefix,
     network_info,
 )
 from ansible_collections.hypervisor.kvm.plugins.module_utils._options import xml_patches_option
 from ansible_collections.hypervisor.kvm.plugins.module_utils._resource import Observed, Plan, Resource
 
-FORWARD_MODES = ('nat', 'route', 'open', 'bridge', 'isolated')
-STRUCTURED = ('forward', 'bridge', 'mtu', 'domain', 'ipv4', 'ipv6', 'dns', 'nat_ports')
+STRUCTURED = ('forward', 'bridge', 'mtu', 'domain', 'ipv4', 'ipv6', 'dns', 'nat_ports', 'routes', 'dnsmasq_options')
 # Lists the user owns once they describe their parent (see _xml.differences).
 OWNED_LISTS = frozenset({
-    'ip/dhcp', 'ip/dhcp/host', 'ip/dhcp/range',
+    'ip/dhcp', 'ip/dhcp/host', 'ip/dhcp/range', 'ip/dhcp/bootp', 'ip/tftp',
     'dns/host', 'dns/host/hostname', 'dns/txt', 'dns/srv', 'dns/forwarder',
 })
+# The host devices of a forward mode on a pool of them, owned with the option forward.
+FORWARD_LISTS = frozenset({'forward', 'forward/interface', 'forward/pf', 'forward/address'})
+# libvirt's dnsmasq options, owned (in order) with the option dnsmasq_options.
+DNSMASQ_LISTS = frozenset({DNSMASQ_OPTIONS, f'{DNSMASQ_OPTIONS}/{DNSMASQ_OPTION}'})
 
 
 class Network(Resource):
@@ -38,9 +44,13 @@ class Network(Resource):
         super().__init__(conn, params, check_mode, shared, diff)
         owned = set(OWNED_LISTS)
         if params.get('xml') or params.get('forward'):
-            owned.add('forward')  # no <forward> wanted means isolated: remove it
+            owned |= FORWARD_LISTS  # no <forward> wanted means isolated: remove it
         if params.get('xml') or params.get('ipv4') or params.get('ipv6'):
             owned.add('ip')
+        if params.get('xml') or params.get('routes') is not None:
+            owned.add('route')
+        if params.get('xml') or params.get('dnsmasq_options') is not None:
+            owned |= DNSMASQ_LISTS
         self.authoritative = frozenset(owned)
 
     # ---- desired definition ---------------------------------------------------------------
@@ -49,6 +59,7 @@ class Network(Resource):
         element = super().clean(element)
         if element is None:
             return None
+        name_dnsmasq_prefix()  # diffs and definitions say dnsmasq:, as libvirt does
         element.attrib.pop('connections', None)  # how many guests are attached right now
         for path in ('ip/dhcp', 'dns'):
             for parent in element.findall(path):
@@ -159,7 +170,7 @@ def network_options() -> dict:
     return dict(
         name=dict(type='str'),
         state=dict(type='str', default='present', choices=['present', 'active', 'inactive', 'absent']),
-        forward=dict(type='str', choices=list(FORWARD_MODES)),
+        forward=dict(type='raw'),  # a mode, or a dict with the host devices (_options.FORWARD_SPEC)
         bridge=dict(type='raw'),
         mtu=dict(type='int'),
         domain=dict(type='str'),
@@ -167,11 +178,13 @@ def network_options() -> dict:
             address=dict(type='str', required=True),
             prefix=dict(type='int'),
             netmask=dict(type='str'),
+            tftp=dict(type='dict', options=dict(root=dict(type='str', required=True))),
             dhcp=dict(type='dict', options=dict(
                 ranges=ranges,
                 hosts=dict(type='list', elements='dict', options=dict(
                     mac=dict(type='str'), name=dict(type='str'), ip=dict(type='str', required=True),
                     id=dict(type='str'))),
+                bootp=dict(type='dict', options=dict(file=dict(type='str', required=True), server=dict(type='str'))),
             )),
         )),
         ipv6=dict(type='dict', options=dict(
@@ -200,6 +213,13 @@ def network_options() -> dict:
             start=dict(type='int', required=True),
             end=dict(type='int', required=True),
         )),
+        routes=dict(type='list', elements='dict', options=dict(
+            address=dict(type='str', required=True),
+            prefix=dict(type='int', required=True),
+            gateway=dict(type='str', required=True),
+            metric=dict(type='int'),
+        )),
+        dnsmasq_options=dict(type='list', elements='str'),
         xml=dict(type='str'),
         xml_patches=xml_patches_option(),
         autostart=dict(type='bool'),

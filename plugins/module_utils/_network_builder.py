@@ -12,9 +12,16 @@ import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
-from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import ip_address, mac_address
+from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import ip_address, mac_address, pci_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
-from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts import forward_mode, subnet
+from ansible_collections.hypervisor.kvm.plugins.module_utils._network_facts import (
+    DNSMASQ_OPTION,
+    DNSMASQ_OPTIONS,
+    POOL_MODES,
+    forward_mode,
+    name_dnsmasq_prefix,
+    subnet,
+)
 
 BRIDGE_NAME_MAX = 15  # IFNAMSIZ - 1
 
@@ -23,11 +30,15 @@ def build(network, before) -> ET.Element:
     """The ``<network>`` the options describe; ``before`` (an Observed) is the network as it is."""
     params = network.params
     current = before.xml if before.exists else None
-    mode = params.get('forward') or (forward_mode(current) if current is not None else 'isolated')
+    forward = params.get('forward')
+    mode = forward['mode'] if forward else (forward_mode(current) if current is not None else 'isolated')
+    pool = device_pool(forward, mode, current)
+    if pool:
+        check_pool_options(params, mode)
     net = ET.Element('network')
     _xml.sub_element(net, 'name', network.name)
     add_forward(network, net, mode, current)
-    add_bridge(network, net, mode)
+    add_bridge(network, net, mode, pool)
     if params.get('mtu') is not None:
         if not 68 <= params['mtu'] <= 65535:
             raise KvmError(f"mtu: {params['mtu']} is not between 68 and 65535")
@@ -36,7 +47,34 @@ def build(network, before) -> ET.Element:
         _xml.sub_element(net, 'domain', name=params['domain'])
     add_dns(network, net, params.get('dns'), current)
     add_addresses(network, net, mode, current)
+    add_routes(network, net, current)
+    add_dnsmasq_options(network, net, current)
     return net
+
+
+def device_pool(forward: dict | None, mode: str, current) -> bool:
+    """Whether the network hands its guests host devices (macvtap, passthrough, hostdev) rather
+    than a bridge: a pool mode, or mode bridge with host interfaces (``forward`` is the option,
+    else the network as it is tells)."""
+    if mode in POOL_MODES:
+        return True
+    if mode != 'bridge':
+        return False
+    if forward:
+        return bool(forward.get('interfaces') or forward.get('pf'))
+    element = current.find('forward') if current is not None else None
+    return element is not None and (element.find('interface') is not None or element.find('pf') is not None)
+
+
+def check_pool_options(params: dict, mode: str) -> None:
+    """libvirt gives a network on host devices no bridge, addresses, DNS or dnsmasq of its own."""
+    dns = params.get('dns') or {}
+    given = [option for option in ('bridge', 'mtu', 'domain', 'ipv4', 'ipv6', 'routes', 'dnsmasq_options')
+             if params.get(option)]
+    given += ['dns'] if any(dns.get(key) for key in ('hosts', 'txt', 'srv', 'forwarders')) else []
+    if given:
+        raise KvmError(f'{given[0]}: a forward: {mode} network connects its guests straight to host devices, with '
+                       f'no bridge, addresses, DNS or dnsmasq of its own, so it takes no {given[0]}')
 
 
 # ---- validation ------------------------------------------------------------------------------
@@ -112,9 +150,14 @@ def add_forward(network, net, mode: str, current) -> None:
     nat_ports = network.params.get('nat_ports')
     if nat_ports and mode != 'nat':
         raise KvmError(f'nat_ports: only a nat network translates ports (forward is {mode})')
+    option = network.params.get('forward') or {}
     if mode == 'isolated':
+        if any(option.get(key) not in (None, []) for key in ('interfaces', 'pf', 'addresses', 'managed')):
+            raise KvmError('forward: an isolated network forwards nothing, so it takes no host devices')
         return
     forward = _xml.sub_element(net, 'forward', mode=mode)
+    if option:
+        add_forward_devices(forward, option, mode, current)
     if nat_ports:
         start, end = nat_ports.get('start'), nat_ports.get('end')
         for key, port in (('start', start), ('end', end)):
@@ -125,15 +168,70 @@ def add_forward(network, net, mode: str, current) -> None:
         _xml.sub_element(_xml.sub_element(forward, 'nat'), 'port', start=start, end=end)
 
 
-def add_bridge(network, net, mode: str) -> None:
+def add_forward_devices(forward, option: dict, mode: str, current) -> None:
+    """The host devices of ``forward`` (the option, validated): macvtap interfaces, an SR-IOV
+    physical function, or PCI functions for hostdev."""
+    interfaces, pf, addresses = option.get('interfaces') or [], option.get('pf'), option.get('addresses') or []
+    devices = [key for key in ('interfaces', 'pf', 'addresses', 'managed') if option.get(key) not in (None, [])]
+    if mode in ('nat', 'route', 'open') or (mode == 'bridge' and not (interfaces or pf)):
+        if devices:
+            raise KvmError(f'forward.{devices[0]}: a forward: {mode} network takes no host devices; the modes on a '
+                           'pool of host devices are bridge, private, vepa and passthrough (interfaces or pf) '
+                           'and hostdev (pf or addresses)')
+        old = current.find('forward') if current is not None else None
+        if mode != 'bridge' and old is not None and old.get('mode', 'nat') == mode:
+            # the same mode as now: a forward dev set with xml stays as it is
+            forward.extend(copy.deepcopy(child) for child in old.findall('interface'))
+        return
+    if option.get('managed') is not None and mode != 'hostdev':
+        raise KvmError(f'forward.managed: only a hostdev network has managed devices (forward mode is {mode})')
+    if addresses and mode != 'hostdev':
+        raise KvmError(f'forward.addresses: PCI addresses are for forward mode hostdev; mode {mode} takes interfaces')
+    if interfaces and mode == 'hostdev':
+        raise KvmError('forward.interfaces: a hostdev network takes pf or addresses (PCI functions), not interfaces')
+    if pf and (interfaces or addresses):
+        raise KvmError(f"forward: give pf or {'addresses' if addresses else 'interfaces'}, not both")
+    if not (interfaces or pf or addresses):
+        wanted = 'pf or addresses' if mode == 'hostdev' else 'interfaces or pf'
+        raise KvmError(f'forward: mode {mode} needs {wanted}: the host devices its guests use')
+    if option.get('managed') is not None:
+        forward.set('managed', 'yes' if option['managed'] else 'no')
+    if pf:
+        _xml.sub_element(forward, 'pf', dev=interface_name(pf, 'forward.pf'))
+    seen = {}
+    for index, dev in enumerate(interfaces):
+        name = interface_name(dev, f'forward.interfaces[{index}]')
+        if name in seen:
+            raise KvmError(f'forward.interfaces[{index}]: {name} is already forward.interfaces[{seen[name]}]')
+        seen[name] = index
+        _xml.sub_element(forward, 'interface', dev=name)
+    for index, text in enumerate(addresses):
+        attrs = pci_address(text, f'forward.addresses[{index}]')
+        key = tuple(sorted(attrs.items()))
+        if key in seen:
+            raise KvmError(f'forward.addresses[{index}]: {text} is already forward.addresses[{seen[key]}]')
+        seen[key] = index
+        _xml.sub_element(forward, 'address', **attrs)
+
+
+def interface_name(value, option: str) -> str:
+    """A host network interface's name, as the kernel takes it."""
+    name = str(value)
+    if not re.fullmatch(r'[A-Za-z0-9_.:-]+', name) or len(name) > BRIDGE_NAME_MAX:
+        raise KvmError(f'{option}: {value!r} is not a valid interface name (at most 15 letters, digits, -_.:)')
+    return name
+
+
+def add_bridge(network, net, mode: str, pool: bool = False) -> None:
     bridge = network.params.get('bridge')
     if bridge is None:
-        if mode == 'bridge':
-            raise KvmError('bridge: forward: bridge needs the name of an existing host bridge')
+        if mode == 'bridge' and not pool:
+            raise KvmError('bridge: forward: bridge needs the name of an existing host bridge, or forward.interfaces '
+                           '(host interfaces its guests share through macvtap)')
         return
     name = bridge.get('name')
-    if name is not None and (not re.fullmatch(r'[A-Za-z0-9_.:-]+', str(name)) or len(str(name)) > BRIDGE_NAME_MAX):
-        raise KvmError(f'bridge.name: {name!r} is not a valid interface name (at most 15 letters, digits, -_.:)')
+    if name is not None:
+        interface_name(name, 'bridge.name')
     if mode == 'bridge' and not name:
         raise KvmError('bridge.name: forward: bridge needs the name of an existing host bridge')
     attrs = {'name': name}
@@ -231,8 +329,13 @@ def ip_element(network, block: dict, version: int, current):
     else:
         attrs['prefix'] = interface.network.prefixlen
     ip = ET.Element('ip', {k: str(v) for k, v in attrs.items() if v is not None})
+    add_tftp(ip, block.get('tftp'))
+    if dhcp.get('bootp') and not (dhcp.get('ranges') or dhcp.get('hosts')):
+        raise KvmError(f'{option}.dhcp.bootp: a boot file is handed out with DHCP leases: give '
+                       f'{option}.dhcp.ranges or {option}.dhcp.hosts too')
     if dhcp.get('ranges') or dhcp.get('hosts'):
         element = _xml.sub_element(ip, 'dhcp')
+        add_bootp(element, dhcp.get('bootp'), option)
         for span in dhcp.get('ranges') or []:
             _xml.sub_element(element, 'range', start=ipaddress.ip_address(span['start']),
                              end=ipaddress.ip_address(span['end']))
@@ -241,3 +344,89 @@ def ip_element(network, block: dict, version: int, current):
                              mac=host['mac'].lower() if host.get('mac') else None,
                              name=host.get('name'), ip=ipaddress.ip_address(host['ip']))
     return ip
+
+
+# ---- PXE, routes and dnsmasq options ---------------------------------------------------------
+
+CONTROL = re.compile(r'[\x00-\x1f\x7f]')
+
+
+def add_tftp(ip, tftp: dict | None) -> None:
+    """``<tftp root=.../>``: dnsmasq serves the directory over TFTP (IPv4 only, as in libvirt)."""
+    if not tftp:
+        return
+    root = tftp.get('root')
+    if not isinstance(root, str) or not root.startswith('/') or CONTROL.search(root):
+        raise KvmError(f"ipv4.tftp.root: {root!r} is not an absolute path (the directory dnsmasq serves over TFTP)")
+    _xml.sub_element(ip, 'tftp', root=root)
+
+
+def add_bootp(dhcp, bootp: dict | None, option: str) -> None:
+    """``<bootp file=... server=.../>``: the boot file (and the TFTP server, when not this host)
+    that DHCP answers carry, for PXE."""
+    if not bootp:
+        return
+    name = bootp.get('file')
+    if not isinstance(name, str) or not name.strip() or CONTROL.search(name) or ',' in name:
+        raise KvmError(f'{option}.dhcp.bootp.file: {name!r} is not a boot file name (one line, no commas), '
+                       "such as 'pxelinux.0'")
+    server = bootp.get('server')
+    if server is not None:
+        server = str(ip_address(server, f'{option}.dhcp.bootp.server', 4))
+    _xml.sub_element(dhcp, 'bootp', file=name, server=server)
+
+
+def add_routes(network, net, current) -> None:
+    """``<route>`` for each static route; libvirt wants each gateway inside one of the network's
+    own subnets (it adds the route when the network starts)."""
+    routes = network.params.get('routes')
+    if routes is None:
+        return
+    ips = net.findall('ip') or (current.findall('ip') if current is not None else [])
+    subnets = [block for block in (subnet(ip) for ip in ips) if block is not None]
+    seen = {}
+    for index, route in enumerate(routes):
+        where = f'routes[{index}]'
+        try:
+            address = ipaddress.ip_address(str(route.get('address')).strip())
+        except ValueError:
+            raise KvmError(f"{where}.address: {route.get('address')!r} is not an IP address") from None
+        version, prefix = address.version, route.get('prefix')
+        if prefix is None or not 1 <= prefix <= (32 if version == 4 else 128):
+            raise KvmError(f'{where}.prefix: {prefix!r} is not an IPv{version} prefix length from 1 to '
+                           f'{32 if version == 4 else 128}')
+        destination = ipaddress.ip_network(f'{address}/{prefix}', strict=False)
+        if destination.network_address != address:
+            raise KvmError(f'{where}: {address}/{prefix} is not a network address; libvirt wants the first address '
+                           f'of the subnet ({destination})')
+        gateway = ip_address(route.get('gateway'), f'{where}.gateway', version)
+        ours = [block for block in subnets if block.version == version]
+        if not any(gateway in block for block in ours):
+            have = ', '.join(str(block) for block in ours) or f'none: give the network an ipv{version} address'
+            raise KvmError(f"{where}: the gateway {gateway} of the route to {destination} is in none of the "
+                           f"network's IPv{version} subnets ({have}); libvirt routes only through a gateway on "
+                           'the network itself')
+        metric = route.get('metric')
+        if metric is not None and not 1 <= metric <= 2 ** 32 - 1:
+            raise KvmError(f'{where}.metric: {metric} is not a route metric (1 or more)')
+        if destination in seen:
+            raise KvmError(f'{where}: the route to {destination} is already routes[{seen[destination]}]')
+        seen[destination] = index
+        _xml.sub_element(net, 'route', family='ipv6' if version == 6 else None, address=address, prefix=prefix,
+                         gateway=gateway, metric=metric)
+
+
+def add_dnsmasq_options(network, net, current) -> None:
+    """libvirt's ``<dnsmasq:options>``: lines added to the network's dnsmasq configuration, in
+    order; an empty list removes them (the list is the user's, see ``Network``)."""
+    options = network.params.get('dnsmasq_options')
+    if not options:
+        return  # None leaves them alone; [] owns the list and gives it no items
+    for index, value in enumerate(options):
+        if not isinstance(value, str) or not value.strip() or CONTROL.search(value):
+            raise KvmError(f'dnsmasq_options[{index}]: {value!r} is not one dnsmasq option line, such as '
+                           "'dhcp-option=option:ntp-server,10.0.0.1'")
+    name_dnsmasq_prefix()
+    holder = ET.SubElement(net, DNSMASQ_OPTIONS)
+    for value in options:
+        ET.SubElement(holder, DNSMASQ_OPTION, value=value)

@@ -26,6 +26,8 @@ LIVE_SECTIONS = {
     'dns/host': ('VIR_NETWORK_SECTION_DNS_HOST', 'update-dns-host', False),
     'dns/txt': ('VIR_NETWORK_SECTION_DNS_TXT', 'update-dns-txt', False),
     'dns/srv': ('VIR_NETWORK_SECTION_DNS_SRV', 'update-dns-srv', False),
+    # the host interfaces of a macvtap pool (libvirt refuses to delete one a guest uses)
+    'forward/interface': ('VIR_NETWORK_SECTION_FORWARD_INTERFACE', 'update-forward-interface', False),
 }
 
 
@@ -42,6 +44,8 @@ def validate_definition(network, merged, before: Observed, plan: Plan) -> None:
                        "(forward: bridge attaches guests to an existing bridge)")
     subnets = [subnet(ip) for ip in merged.findall('ip')]
     starts = network.starts_now(before)
+    if is_local_uri(network.conn.getURI()):
+        check_host_paths(network, merged, starts, plan)
     for other in network.conn.listAllNetworks(0):
         if other.name() == network.name:
             continue
@@ -64,6 +68,35 @@ def validate_definition(network, merged, before: Observed, plan: Plan) -> None:
         for conflict in conflicts:
             plan.warnings.append(f"{conflict} ({'inactive' if not other.isActive() else 'active'}); "
                                  f"{network.label()} and '{other.name()}' cannot run at the same time")
+
+
+def check_host_paths(network, merged, starts: bool, plan: Plan) -> None:
+    """What the definition names on this host: a TFTP root dnsmasq cannot serve makes the start
+    fail (refused when this task starts the network, else a warning); a hostdev PCI address that
+    is no SR-IOV virtual function libvirt refuses at once (refused here, so check mode says it
+    too); a macvtap interface that does not exist leaves the guests without a link (a warning:
+    it may appear later)."""
+    for tftp in merged.findall('ip/tftp'):
+        root = tftp.get('root') or ''
+        if not os.path.isdir(root):
+            problem = f"ipv4.tftp.root: {root!r} is not a directory on this host, so dnsmasq would not start"
+            if starts:
+                raise KvmError(f'{problem}: create it first. Nothing was changed.')
+            plan.warnings.append(f'{problem} when {network.label()} starts')
+    for address in merged.findall('forward/address') if forward_mode(merged) == 'hostdev' else []:
+        try:
+            parts = [int(address.get(key, '0'), 16) for key in ('domain', 'bus', 'slot', 'function')]
+        except ValueError:
+            continue  # libvirt names it
+        pci = '{:04x}:{:02x}:{:02x}.{:x}'.format(*parts)
+        if not os.path.exists(f'/sys/bus/pci/devices/{pci}/physfn'):
+            raise KvmError(f'forward.addresses: {pci} is not an SR-IOV virtual function on this host, which libvirt '
+                           f'refuses in a hostdev network ({network.label()}). Nothing was changed.')
+    for interface in merged.findall('forward/interface'):
+        dev = interface.get('dev') or ''
+        if not os.path.exists(f'/sys/class/net/{dev}'):
+            plan.warnings.append(f"forward.interfaces: the host interface {dev!r} does not exist (yet): guests "
+                                 f'of {network.label()} get no link through it')
 
 
 def check_host_routes(network, definition) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import ipaddress
+import xml.etree.ElementTree as ET
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
 from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
@@ -13,6 +14,19 @@ from ansible_collections.hypervisor.kvm.plugins.module_utils._libvirt import (
     read_all,
     xml_desc,
 )
+
+# libvirt's dnsmasq extension of a network definition: <dnsmasq:options><dnsmasq:option value=.../>
+DNSMASQ_NS = 'http://libvirt.org/schemas/network/dnsmasq/1.0'
+DNSMASQ_PREFIX = 'dnsmasq'
+DNSMASQ_OPTIONS = f'{{{DNSMASQ_NS}}}options'
+DNSMASQ_OPTION = f'{{{DNSMASQ_NS}}}option'
+# The forward modes whose guests connect to a pool of host devices: no bridge, no addresses.
+POOL_MODES = ('private', 'vepa', 'passthrough', 'hostdev')
+
+
+def name_dnsmasq_prefix() -> None:
+    """Print libvirt's dnsmasq namespace with its usual prefix (``dnsmasq:``, not ``ns0:``)."""
+    ET.register_namespace(DNSMASQ_PREFIX, DNSMASQ_NS)
 
 
 def forward_mode(definition) -> str:
@@ -47,6 +61,7 @@ def inactive_xml(handle, active: bool, live):
 def network_info(handle) -> dict:
     """Everything kvm_network and kvm_network_info return about one network."""
     active = bool(handle.isActive())
+    name_dnsmasq_prefix()
     definition = inactive_xml(handle, active, _xml.parse_xml(handle.XMLDesc(0), 'libvirt network XML'))
     facts = {
         'name': handle.name(),
@@ -84,6 +99,7 @@ def definition_facts(definition) -> dict:
     bridge = definition.find('bridge')
     mtu = definition.find('mtu')
     return {
+        **_pxe_facts(definition),
         'bridge': bridge.get('name') if bridge is not None else None,
         'forward': forward_mode(definition),
         'mtu': int(mtu.get('size')) if mtu is not None and mtu.get('size') else None,
@@ -95,6 +111,57 @@ def definition_facts(definition) -> dict:
             {'ip': host.get('ip'), 'hostnames': [name.text for name in host.findall('hostname')]}
             for host in (dns.findall('host') if dns is not None else [])
         ],
+        'routes': [
+            {'family': route.get('family') or 'ipv4', 'address': route.get('address'),
+             'prefix': _route_prefix(route), 'gateway': route.get('gateway'),
+             'metric': int(route.get('metric')) if (route.get('metric') or '').isdigit() else None}
+            for route in definition.findall('route')
+        ],
+        'dnsmasq_options': [option.get('value')
+                            for option in definition.findall(f'{DNSMASQ_OPTIONS}/{DNSMASQ_OPTION}')],
+        **_forward_facts(definition),
+    }
+
+
+def _route_prefix(route):
+    if (route.get('prefix') or '').isdigit():
+        return int(route.get('prefix'))
+    try:
+        return ipaddress.ip_network(f"0.0.0.0/{route.get('netmask')}").prefixlen if route.get('netmask') else None
+    except ValueError:
+        return None
+
+
+def _pxe_facts(definition) -> dict:
+    """The TFTP root and the DHCP boot file of the network's IPv4 addresses (libvirt has them for
+    IPv4 only)."""
+    tftp, bootp = None, None
+    for ip in definition.findall('ip'):
+        if ip.find('tftp') is not None and tftp is None:
+            tftp = ip.find('tftp').get('root')
+        if ip.find('dhcp/bootp') is not None and bootp is None:
+            bootp = {'file': ip.find('dhcp/bootp').get('file'), 'server': ip.find('dhcp/bootp').get('server')}
+    return {'tftp_root': tftp, 'bootp': bootp}
+
+
+def _forward_facts(definition) -> dict:
+    """The pool of host devices a macvtap, passthrough or hostdev network hands to its guests."""
+    forward = definition.find('forward')
+    if forward is None:
+        return {'forward_interfaces': [], 'forward_pf': None, 'forward_addresses': []}
+    pf = forward.find('pf')
+    addresses = []
+    for address in forward.findall('address'):
+        try:
+            domain, bus, slot, function = (int(address.get(key, '0'), 16)  # libvirt writes them in hex
+                                           for key in ('domain', 'bus', 'slot', 'function'))
+        except ValueError:
+            continue
+        addresses.append(f'{domain:04x}:{bus:02x}:{slot:02x}.{function:x}')
+    return {
+        'forward_interfaces': [interface.get('dev') for interface in forward.findall('interface')],
+        'forward_pf': pf.get('dev') if pf is not None else None,
+        'forward_addresses': addresses,
     }
 
 

@@ -32,6 +32,17 @@ BRIDGE_SPEC = dict(
     stp=dict(type='bool'),
     delay=dict(type='int'),
 )
+# kvm_network's forward modes: the ones with a bridge of their own (nat, route, open, isolated),
+# a host bridge (bridge without interfaces), and the ones on a pool of host devices (bridge with
+# interfaces, private, vepa and passthrough: macvtap; hostdev: SR-IOV functions given to guests).
+FORWARD_MODES = ('nat', 'route', 'open', 'bridge', 'isolated', 'private', 'vepa', 'passthrough', 'hostdev')
+FORWARD_SPEC = dict(
+    mode=dict(type='str', required=True, choices=list(FORWARD_MODES)),
+    interfaces=dict(type='list', elements='str'),
+    pf=dict(type='str'),
+    addresses=dict(type='list', elements='str'),
+    managed=dict(type='bool'),
+)
 FORWARDER_SPEC = dict(
     addr=dict(type='str'),
     domain=dict(type='str'),
@@ -61,6 +72,10 @@ def _console_word(value):
     return None
 
 
+def _mode_word(value):
+    return {'mode': value} if isinstance(value, str) and value in FORWARD_MODES else None
+
+
 def _name_word(value):
     return {'name': value} if isinstance(value, str) else None
 
@@ -74,6 +89,7 @@ UNIONS = {
     'graphics': (GRAPHICS_SPEC, _graphics_word, 'none, vnc or spice'),
     'console': (CONSOLE_SPEC, _console_word, 'a boolean'),
     'bridge': (BRIDGE_SPEC, _name_word, 'a bridge name'),
+    'forward': (FORWARD_SPEC, _mode_word, f"a forward mode ({', '.join(FORWARD_MODES)})"),
     'forwarder': (FORWARDER_SPEC, _addr_word, 'an address'),
     'guest_network': (GUEST_NETWORK_SPEC, _name_word, 'a network name'),
 }

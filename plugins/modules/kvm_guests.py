@@ -65,7 +65,8 @@ options:
     description:
       - Networks to converge before the guests. Each item takes the options of
         M(hypervisor.kvm.kvm_network) (C(name), C(forward), C(bridge), C(mtu), C(domain), C(ipv4),
-        C(ipv6), C(dns), C(nat_ports), C(xml), C(autostart), C(restart), C(state)) and is checked
+        C(ipv6), C(dns), C(nat_ports), C(routes), C(dnsmasq_options), C(xml), C(autostart),
+        C(restart), C(state)) and is checked
         against them; C(state) defaults to V(active) and C(autostart) to V(true) here.
     type: list
     elements: dict

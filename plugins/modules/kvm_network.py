@@ -10,12 +10,14 @@ short_description: Manage libvirt virtual networks, including changes to existin
 version_added: 0.1.0
 description:
   - Define, start, stop, change and remove libvirt virtual networks (NAT, routed, open,
-    isolated, or attached to an existing host bridge) from structured options or a full XML
-    definition.
-  - Existing networks are changed in place. DHCP static hosts, DHCP ranges and DNS entries
-    (hosts, TXT, SRV) of a running network are changed live with libvirt's network update
-    (running and persistent definition together, no restart) when nothing else changed.
-  - Any other change (forward mode, addresses, bridge...) is written to the persistent
+    isolated, attached to an existing host bridge, or on a pool of host interfaces or SR-IOV
+    devices) from structured options or a full XML definition.
+  - Existing networks are changed in place. DHCP static hosts, DHCP ranges, DNS entries
+    (hosts, TXT, SRV) and the host interfaces of a macvtap pool of a running network are changed
+    live with libvirt's network update (running and persistent definition together, no
+    restart) when nothing else changed.
+  - Any other change (forward mode, addresses, bridge, routes, dnsmasq options, TFTP root, boot
+    file...) is written to the persistent
     definition and reported with RV(restart_required=true), or applied at once with
     O(restart=true). A restart detaches the running guests' interfaces from the network's
     bridge; the module re-attaches them and reports which guests it could not reconnect.
@@ -44,12 +46,31 @@ options:
     default: present
   forward:
     description:
-      - How guests reach the outside. V(nat) (masquerade through the host), V(route) (routed,
-        no NAT), V(open) (routed, no firewall rules), V(bridge) (guests join the existing host
-        bridge named in O(bridge)), V(isolated) (guests reach only each other and the host).
-      - A new network without O(forward) is isolated, as in libvirt.
-    type: str
-    choices: [nat, route, open, bridge, isolated]
+      - How guests reach the outside, as a mode (V(nat)) or a dict with C(mode) and the host
+        devices of the modes on a pool of them.
+      - V(nat) (masquerade through the host), V(route) (routed, no NAT), V(open) (routed, no
+        firewall rules), V(bridge) (guests join the existing host bridge named in O(bridge)),
+        V(isolated) (guests reach only each other and the host).
+      - "On a pool of host interfaces, through macvtap: V(bridge) with C(interfaces) (guests
+        talk to each other and to the LAN), V(private) (only to the LAN), V(vepa) (through the
+        external switch), V(passthrough) (each guest takes one interface, typically an SR-IOV
+        virtual function, whole). Give C(interfaces), a list of host interface names, or C(pf),
+        the SR-IOV physical function whose virtual functions make the pool."
+      - "V(hostdev): each guest is given an SR-IOV virtual function as a PCI device. Give C(pf),
+        or C(addresses), a list of PCI addresses (V(0000:04:10.1)); C(managed) (bool) has
+        libvirt detach them from the host's driver (libvirt's default is false). libvirt refuses
+        an address that is no SR-IOV virtual function when the definition is written; where it
+        runs on this host, that is refused before anything changes."
+      - Networks on host devices have no bridge, addresses, DNS, routes or dnsmasq of their own.
+        The macvtap modes with C(interfaces) start without special hardware (libvirt checks
+        nothing about the interfaces until a guest connects); V(passthrough) needs SR-IOV
+        virtual functions for its guests, a C(pf) needs an SR-IOV capable NIC to start, and
+        V(hostdev) needs SR-IOV hardware (a C(pf) network is defined without it).
+      - The host interfaces of a running macvtap pool change live (libvirt refuses to remove
+        one a running guest uses); any other change of O(forward) needs a restart.
+      - A new network without O(forward) is isolated, as in libvirt. The C(mode) alone
+        (V(nat)) keeps a C(dev) the network forwards through (set with O(xml)) as it is.
+    type: raw
   bridge:
     description:
       - The bridge device, as a name (V(virbr10)) or a dict with C(name), C(stp) (bool) and
@@ -77,10 +98,34 @@ options:
       netmask:
         description: Subnet mask, for example V(255.255.255.0).
         type: str
+      tftp:
+        description:
+          - A TFTP server on the network (dnsmasq's), for PXE. It is changed with a restart.
+          - Where libvirt runs on this host, a root that is not a directory is refused when the
+            task starts the network (dnsmasq would not start), else a warning.
+        type: dict
+        suboptions:
+          root:
+            description: The directory served, an absolute path on the libvirt host.
+            type: str
+            required: true
       dhcp:
         description: DHCP served by dnsmasq. Leave out to serve no DHCP.
         type: dict
         suboptions:
+          bootp:
+            description:
+              - The boot file DHCP answers carry, for PXE (needs O(ipv4.dhcp.ranges) or
+                O(ipv4.dhcp.hosts)). It is changed with a restart.
+            type: dict
+            suboptions:
+              file:
+                description: The boot file name (V(pxelinux.0)), as the TFTP server knows it.
+                type: str
+                required: true
+              server:
+                description: The IPv4 address of the TFTP server, when it is not this network's own.
+                type: str
           ranges:
             description: Address ranges handed out; inside the subnet, not overlapping.
             type: list
@@ -222,6 +267,42 @@ options:
             description: Record text.
             type: str
             required: true
+  routes:
+    description:
+      - Static routes the host adds while the network runs, to subnets behind a guest (IPv4 and
+        IPv6). The list is authoritative; V([]) removes them, and leaving it out leaves them as
+        they are. A change is written and needs a restart (libvirt has no live update for routes).
+      - Each O(routes[].gateway) must be in one of the network's own subnets of its family, as
+        libvirt requires; a route that is not is refused before anything changes, naming it.
+    type: list
+    elements: dict
+    suboptions:
+      address:
+        description: The destination network's address (V(10.250.0.0), V(fd00:250::)).
+        type: str
+        required: true
+      prefix:
+        description: The destination's prefix length.
+        type: int
+        required: true
+      gateway:
+        description: The next hop, an address on this network (a guest that routes).
+        type: str
+        required: true
+      metric:
+        description: The route's metric (1 or more).
+        type: int
+  dnsmasq_options:
+    description:
+      - Lines added to the network's dnsmasq configuration, each one dnsmasq option as
+        C(option=value) (V(dhcp-option=option:ntp-server,10.0.0.1)) or a bare option
+        (V(log-dhcp)), written as libvirt's C(<dnsmasq:options>) extension.
+      - Compared in order. V([]) removes them; leaving it out leaves them as they are. A change
+        is written and needs a restart (dnsmasq reads them when the network starts).
+      - libvirt and the module pass them on unchecked but for one line each; dnsmasq refuses
+        an unknown option when the network starts.
+    type: list
+    elements: str
   nat_ports:
     description: Source port range used for NAT (O(forward=nat) only).
     type: dict
@@ -238,7 +319,7 @@ options:
     description:
       - A full libvirt network definition, for everything the structured options do not cover.
       - Compared as a subset of libvirt's definition (the uuid, MAC and bridge libvirt added are
-        kept); its DHCP, DNS, address and forward parts are authoritative.
+        kept); its DHCP, DNS, address, route, forward and dnsmasq option parts are authoritative.
       - Mutually exclusive with the structured options.
     type: str
   autostart:
@@ -324,6 +405,56 @@ EXAMPLES = r'''
       prefix: 24
     state: active
 
+- name: A routed network with a static route to a subnet behind a guest, and dnsmasq options
+  hypervisor.kvm.kvm_network:
+    name: labnet
+    forward: route
+    ipv4:
+      address: 192.168.130.1
+      prefix: 24
+      dhcp:
+        ranges:
+          - {start: 192.168.130.100, end: 192.168.130.199}
+    routes:
+      - {address: 192.168.140.0, prefix: 24, gateway: 192.168.130.2}
+    dnsmasq_options:
+      - dhcp-option=option:ntp-server,192.168.130.1
+      - log-dhcp
+    state: active
+
+- name: PXE - a TFTP root served by the network, and the boot file in the DHCP answers
+  hypervisor.kvm.kvm_network:
+    name: pxe
+    forward: nat
+    ipv4:
+      address: 192.168.150.1
+      prefix: 24
+      tftp:
+        root: /srv/tftp
+      dhcp:
+        ranges:
+          - {start: 192.168.150.100, end: 192.168.150.199}
+        bootp:
+          file: pxelinux.0
+    state: present
+
+- name: Guests on the LAN through macvtap on a pool of host interfaces
+  hypervisor.kvm.kvm_network:
+    name: lan
+    forward:
+      mode: bridge
+      interfaces: [eno1, eno2]
+    state: active
+
+- name: SR-IOV virtual functions given to guests as PCI devices (needs SR-IOV hardware)
+  hypervisor.kvm.kvm_network:
+    name: sriov
+    forward:
+      mode: hostdev
+      managed: true
+      addresses: ["0000:04:10.1", "0000:04:10.3"]
+    state: present
+
 - name: A network from a full definition
   hypervisor.kvm.kvm_network:
     xml: |
@@ -338,7 +469,7 @@ EXAMPLES = r'''
   hypervisor.kvm.kvm_network:
     name: "{{ item }}"
     state: absent
-  loop: [lab, backplane, routed]
+  loop: [lab, backplane, labnet, pxe, lan, sriov, routed]
 '''
 
 RETURN = r'''
@@ -374,9 +505,36 @@ network:
       type: str
       sample: virbr10
     forward:
-      description: Forward mode (nat, route, open, bridge, isolated...).
+      description: Forward mode (nat, route, open, bridge, isolated, private, vepa, passthrough, hostdev).
       type: str
       sample: nat
+    forward_interfaces:
+      description: The host interfaces of a macvtap or passthrough pool (empty for other modes).
+      type: list
+      elements: str
+      sample: [eno1, eno2]
+    forward_pf:
+      description: The SR-IOV physical function whose virtual functions make the pool, when set.
+      type: str
+    forward_addresses:
+      description: The PCI addresses of a hostdev pool (V(0000:04:10.1)).
+      type: list
+      elements: str
+    routes:
+      description: Static routes (family, address, prefix, gateway, metric).
+      type: list
+      elements: dict
+      sample: [{family: ipv4, address: 192.168.140.0, prefix: 24, gateway: 192.168.130.2, metric: null}]
+    dnsmasq_options:
+      description: The dnsmasq options of the definition, in order.
+      type: list
+      elements: str
+    tftp_root:
+      description: The directory the network serves over TFTP, when set.
+      type: str
+    bootp:
+      description: The DHCP boot file (C(file), C(server)), when set.
+      type: dict
     mtu:
       description: MTU when set.
       type: int
@@ -413,7 +571,7 @@ actions:
     - What was done (or would be in check mode), in order. Among them V(define), V(start),
       V(stop), V(restart), V(undefine), V(autostart), V(disable-autostart) and the live updates
       V(update-dhcp-host), V(update-dhcp-range), V(update-dns-host), V(update-dns-txt),
-      V(update-dns-srv).
+      V(update-dns-srv), V(update-forward-interface).
   returned: always
   type: list
   elements: str
@@ -462,7 +620,7 @@ def main():
         mutually_exclusive=[('xml', option) for option in STRUCTURED],
         supports_check_mode=True,
     )
-    apply_unions(module, {'bridge': 'bridge', 'dns.forwarders[]': 'forwarder'})
+    apply_unions(module, {'forward': 'forward', 'bridge': 'bridge', 'dns.forwarders[]': 'forwarder'})
     run_resource(module, Network)
 
 

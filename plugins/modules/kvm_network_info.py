@@ -10,8 +10,9 @@ short_description: Read libvirt virtual networks and their DHCP leases
 version_added: 0.1.0
 description:
   - Returns one virtual network or all of them (read with one bulk libvirt call), with state,
-    bridge, forward mode, addresses, DHCP ranges and static hosts, DNS hosts, the current DHCP
-    leases and the definition.
+    bridge, forward mode and the host devices of a pool, addresses, DHCP ranges and static
+    hosts, DNS hosts, static routes, dnsmasq options, the TFTP root and DHCP boot file, the
+    current DHCP leases and the definition.
   - Networks without a bridge of their own (macvtap or hostdev forward modes) are reported too.
 author:
   - hypervisor.kvm maintainers (@hypervisor-kvm)
@@ -81,6 +82,33 @@ networks:
       description: Forward mode (nat, route, open, bridge, isolated, passthrough, hostdev...).
       type: str
       sample: nat
+    forward_interfaces:
+      description: The host interfaces of a macvtap or passthrough pool (empty for other modes).
+      type: list
+      elements: str
+      sample: [eno1, eno2]
+    forward_pf:
+      description: The SR-IOV physical function whose virtual functions make the pool, when set.
+      type: str
+    forward_addresses:
+      description: The PCI addresses of a hostdev pool (V(0000:04:10.1)).
+      type: list
+      elements: str
+    routes:
+      description: Static routes (family, address, prefix, gateway, metric).
+      type: list
+      elements: dict
+      sample: [{family: ipv4, address: 192.168.140.0, prefix: 24, gateway: 192.168.130.2, metric: null}]
+    dnsmasq_options:
+      description: The dnsmasq options of the definition, in order.
+      type: list
+      elements: str
+    tftp_root:
+      description: The directory the network serves over TFTP, when set.
+      type: str
+    bootp:
+      description: The DHCP boot file (C(file), C(server)), when set.
+      type: dict
     mtu:
       description: MTU when set.
       type: int

@@ -111,6 +111,20 @@ def test_networks_are_checked_against_kvm_network_options(conn, run_module):
     assert 'networks[1].bridge: unknown key(s) nam' in result['msg']
 
 
+def test_networks_take_routes_dnsmasq_options_and_a_forward_dict(conn, run_module):
+    routed = dict(NETWORK, routes=[{'address': '10.197.0.0', 'prefix': 24, 'gateway': '10.198.0.2'}],
+                  dnsmasq_options=['no-ping'])
+    pool = {'name': 'kvmtest-fleet-mvt', 'forward': {'mode': 'private', 'interfaces': ['kvmtnv0']}}
+    result = run_module(kvm_guests.main, fleet([], networks=[routed, pool]))
+    assert not result['failed'], result['msg']
+    xml = conn.networkLookupByName('kvmtest-fleet-net').XMLDesc(0)
+    assert "<route address='10.197.0.0' prefix='24' gateway='10.198.0.2'/>" in xml
+    assert "<interface dev='kvmtnv0'/>" in conn.networkLookupByName('kvmtest-fleet-mvt').XMLDesc(0)
+    bad = {'name': 'kvmtest-fleet-bad', 'forward': {'mode': 'private', 'interface': ['kvmtnv0']}}
+    result = run_module(kvm_guests.main, fleet([], networks=[bad]))
+    assert result['failed'] and 'networks[0].forward: unknown key(s) interface' in result['msg']
+
+
 def test_a_failing_guest_does_not_stop_the_others(conn, run_module):
     fleet_guests = guests(3)
     fleet_guests[1]['graphics'] = {'type': 'vnc', 'port': 99999}  # well typed; libvirt refuses it at define

@@ -28,7 +28,7 @@ def test_a_string_where_a_dict_is_expected_names_the_option_and_its_form(conn, r
 def test_a_misspelled_key_is_named_unknown_beside_the_missing_one(conn, run_module):
     result = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-msg-net', 'ipv4': {'adress': '10.0.0.1'}})
     assert result['failed']
-    assert lines(result) == ['ipv4.adress: unknown key (the keys here are address, dhcp, netmask, prefix)',
+    assert lines(result) == ['ipv4.adress: unknown key (the keys here are address, dhcp, netmask, prefix, tftp)',
                              'missing required arguments: address found in ipv4']
     top = run_module(kvm_network.main, {'uri': URI, 'name': 'kvmtest-msg-net', 'forwrd': 'nat'})
     assert top['failed'] and lines(top)[0].startswith('forwrd: unknown option (the options are autostart, bridge,')
