@@ -11,12 +11,12 @@ import os
 import re
 
 from ansible_collections.hypervisor.kvm.plugins.module_utils import _xml
+from ansible_collections.hypervisor.kvm.plugins.module_utils._addresses import pci_address
 from ansible_collections.hypervisor.kvm.plugins.module_utils._errors import KvmError
 from ansible_collections.hypervisor.kvm.plugins.module_utils._units import bytes_to_kib, parse_size
 
 # libvirt 11.0.0 passes a virtiofs share's <readonly/> to virtiofsd; earlier releases refuse it
 VIRTIOFS_READONLY_SINCE = 11000000
-PCI_ADDRESS = re.compile(r'^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$')
 USB_ID = re.compile(r'^(?:0x)?([0-9a-fA-F]{1,4})$')
 MAX_CPUS = 16384  # libvirt's CPU bitmaps (VIR_DOMAIN_CPUMASK_LEN)
 CPUSET = re.compile(r'^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$')
@@ -230,14 +230,10 @@ def add_hostdevs(devices, hostdevs) -> None:
             raise KvmError(f'{where}: give one of pci (an address such as 0000:03:00.0) or usb ({{vendor, product}})')
         managed = 'yes' if hostdev.get('managed', True) else 'no'
         if hostdev.get('pci'):
-            match = PCI_ADDRESS.match(hostdev['pci'].strip())
-            if not match:
-                raise KvmError(f"{where}.pci: {hostdev['pci']!r} is not a PCI address (such as 0000:03:00.0)")
-            domain, bus, slot, function = match.groups()
+            address = pci_address(hostdev['pci'], f'{where}.pci')
+            del address['type']  # a hostdev's source address has none
             element = _xml.sub_element(devices, 'hostdev', mode='subsystem', type='pci', managed=managed)
-            source = _xml.sub_element(element, 'source')
-            _xml.sub_element(source, 'address', domain=f'0x{int(domain or "0", 16):04x}', bus=f'0x{int(bus, 16):02x}',
-                             slot=f'0x{int(slot, 16):02x}', function=f'0x{int(function):x}')
+            _xml.sub_element(_xml.sub_element(element, 'source'), 'address', **address)
             continue
         ids = {}
         for key in ('vendor', 'product'):
